@@ -1,0 +1,105 @@
+"""The tables, as SQLAlchemy Core ``MetaData`` a host app can add to its Alembic setup.
+
+``user_interactions`` and ``user_category_affinity`` keep the original columns,
+types and indexes. Additions, each for one stated need:
+
+- ``user_interactions.event_id``: the event's id; unique with ``user_id`` so a
+  replayed beacon or flush stores nothing twice.
+- ``user_category_affinity.raw_score``: the uncapped decayed sum ranking orders
+  by (the capped ``affinity_score`` ties heavy visitors at 1.0).
+- ``penchant_meta``, ``penchant_dead_letter``, ``penchant_item_neighbours``:
+  the generated secret, rows that could not be stored, item-to-item co-occurrence.
+
+Every unique key on visitor data leads with ``user_id`` so the tables can be
+distributed by visitor.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = [
+    "dead_letter",
+    "item_neighbours",
+    "meta",
+    "metadata",
+    "user_category_affinity",
+    "user_interactions",
+]
+
+metadata = MetaData()
+
+user_interactions = Table(
+    "user_interactions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", String(32), nullable=False),
+    Column("session_id", String(64), nullable=False),
+    Column("interaction_type", String(50), nullable=False),
+    Column("target_type", String(50), nullable=False),
+    Column("target_id", Integer, nullable=True),
+    Column("extra_data", Text, nullable=True),  # JSON text
+    Column("timestamp", DateTime, nullable=False),
+    Column("event_id", String(32), nullable=True),
+    Index("idx_user_interactions_user_id", "user_id"),
+    Index("idx_user_interactions_timestamp", "timestamp"),
+    Index("idx_user_interactions_target", "target_type", "target_id"),
+    Index("idx_user_interactions_session", "session_id"),
+    Index("idx_user_interactions_user_time", "user_id", "timestamp"),
+    Index("uq_user_interactions_event", "user_id", "event_id", unique=True),
+)
+
+user_category_affinity = Table(
+    "user_category_affinity",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", String(32), nullable=False),
+    Column("category_id", Integer, nullable=False),
+    Column("affinity_score", Float, nullable=False, default=0.0),
+    Column("last_updated", DateTime, nullable=False),
+    Column("raw_score", Float, nullable=False, default=0.0),
+    UniqueConstraint("user_id", "category_id", name="unique_user_category"),
+    Index("idx_user_category_affinity_user_id", "user_id"),
+    Index("idx_user_category_affinity_score", "affinity_score"),
+)
+
+meta = Table(
+    "penchant_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+dead_letter = Table(
+    "penchant_dead_letter",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("failed_at", DateTime, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+)
+
+item_neighbours = Table(
+    "penchant_item_neighbours",
+    metadata,
+    Column("item_type", String(50), nullable=False),
+    Column("item_id", Integer, nullable=False),
+    Column("neighbour_type", String(50), nullable=False),
+    Column("neighbour_id", Integer, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("last_updated", DateTime, nullable=False),
+    UniqueConstraint(
+        "item_type", "item_id", "neighbour_type", "neighbour_id", name="uq_item_neighbours"
+    ),
+)

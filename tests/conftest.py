@@ -1,0 +1,105 @@
+"""Shared fixtures: every storage test runs on SQLite and on the real PostgreSQL.
+
+PostgreSQL tests create and drop a database of their own on the server at
+``PENCHANT_TEST_PG`` (default: postgresql://postgres@127.0.0.1:5432/postgres);
+they never write into an existing database. Without a server they skip with
+the reason, except under ``CI=true``, where a missing server is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get(
+    "PENCHANT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def _pg_admin() -> object:
+    from sqlalchemy import create_engine
+
+    return create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+
+
+def _pg_available() -> str | None:
+    """None when PostgreSQL answers, else the reason it does not."""
+    try:
+        from sqlalchemy import text
+
+        engine = _pg_admin()
+        with engine.connect() as conn:  # type: ignore[attr-defined]
+            conn.execute(text("select 1"))
+        engine.dispose()  # type: ignore[attr-defined]
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "not available"
+        return f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc.__class__.__name__}: {exc}"
+
+
+_PG_REASON: str | None | bool = False  # False: not checked yet
+
+
+def pg_unavailable_reason() -> str | None:
+    global _PG_REASON
+    if _PG_REASON is False:
+        _PG_REASON = _pg_available()
+    return _PG_REASON  # type: ignore[return-value]
+
+
+def require_postgres() -> None:
+    reason = pg_unavailable_reason()
+    if reason is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true and {reason}")
+    pytest.skip(reason)
+
+
+def create_pg_database() -> str:
+    """Create a fresh database; return its URL (drop it with drop_pg_database)."""
+    from sqlalchemy import text
+
+    require_postgres()
+    name = f"penchant_test_{uuid.uuid4().hex[:12]}"
+    engine = _pg_admin()
+    with engine.connect() as conn:  # type: ignore[attr-defined]
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()  # type: ignore[attr-defined]
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_pg_database(url: str) -> None:
+    from sqlalchemy import text
+
+    name = url.rsplit("/", 1)[1]
+    engine = _pg_admin()
+    with engine.connect() as conn:  # type: ignore[attr-defined]
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL: a SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'penchant.db'}"
+        return
+    url = create_pg_database()
+    try:
+        yield url
+    finally:
+        drop_pg_database(url)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database only (for tests that need several processes)."""
+    url = create_pg_database()
+    try:
+        yield url
+    finally:
+        drop_pg_database(url)
