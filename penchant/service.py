@@ -1,0 +1,556 @@
+"""Penchant: the one object a host application creates.
+
+It owns the settings, the catalog, the per-process Store and batch Writer, and
+the caches of the read path (popular content, visitor profiles, neighbours). The
+HTTP adapters in ``penchant.middleware`` and the seed-compatible facade both
+work through it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import secrets
+import threading
+import time
+import uuid
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from penchant.config import Settings
+from penchant.engine import ranking
+from penchant.engine.affinity import fold
+from penchant.engine.catalog import Catalog
+from penchant.engine.events import INTERACTION_TYPES, TARGET_TYPES, Interaction
+from penchant.engine.experiments import Variant, assign_variant
+from penchant.engine.fingerprint import session_id as derive_session_id
+from penchant.engine.ranking import (
+    CONTENT_TYPES,
+    HistoryEntry,
+    Popularity,
+    Recommendation,
+    VisitorProfile,
+)
+
+if TYPE_CHECKING:
+    from penchant.middleware.types import ASGIApp, WSGIApp
+    from penchant.storage.store import Store
+    from penchant.storage.writer import Writer, WriterStats
+
+__all__ = ["Penchant", "utcnow"]
+
+logger = logging.getLogger("personalization")
+
+CatalogSource = Catalog | Callable[[], Catalog]
+NeighbourMap = Mapping[tuple[str, int], Sequence[tuple[tuple[str, int], float]]]
+
+
+def utcnow() -> datetime:
+    """Naive UTC, as stored in the original tables."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class _TTLCache:
+    """A small LRU cache whose entries expire; thread-safe."""
+
+    def __init__(self, maxsize: int, ttl: float, clock: Callable[[], float]) -> None:
+        self._data: OrderedDict[Any, tuple[float, Any]] = OrderedDict()
+        self._maxsize, self._ttl, self._clock = maxsize, ttl, clock
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any | None:
+        with self._lock:
+            entry = self._data.get(key)
+            if entry is None:
+                return None
+            if entry[0] < self._clock():
+                del self._data[key]
+                return None
+            self._data.move_to_end(key)
+            return entry[1]
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._data[key] = (self._clock() + self._ttl, value)
+            self._data.move_to_end(key)
+            while len(self._data) > self._maxsize:
+                self._data.popitem(last=False)
+
+    def pop(self, key: Any) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class Penchant:
+    """Personalization for anonymous visitors of one site.
+
+    ``Penchant()`` reads the environment; keyword arguments are any
+    :class:`~penchant.Settings` field (plus ``secret_key``) and win over it.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        catalog: CatalogSource | None = None,
+        catalog_ttl: float = 300.0,
+        clock: Callable[[], datetime] = utcnow,
+        **settings_kwargs: Any,
+    ) -> None:
+        if settings is None:
+            settings = Settings.from_env(**settings_kwargs)
+        elif settings_kwargs:
+            settings = Settings.build(**{**_fields(settings), **settings_kwargs})
+        self.settings = settings
+        self.clock = clock
+        self._monotonic = time.monotonic
+        self._catalog_source: CatalogSource = catalog if catalog is not None else Catalog()
+        self._catalog_ttl = catalog_ttl
+        self._catalog: Catalog | None = None
+        self._catalog_expires = 0.0
+        self._lock = threading.Lock()
+        self._pid = -1
+        self._store: Store | None = None
+        self._writer: Writer | None = None
+        self._secret: bytes | None = (
+            settings.secret_key.encode() if settings.secret_key is not None else None
+        )
+        # Read path caches.
+        self._popular: tuple[float, Popularity] | None = None
+        self._profiles = _TTLCache(
+            settings.affinity_cache_size, settings.affinity_cache_ttl, self._monotonic
+        )
+        self._neighbours = _TTLCache(50_000, settings.popular_ttl, self._monotonic)
+        # Read-your-writes: events submitted and not yet written, per visitor.
+        self._pending: dict[str, list[Interaction]] = {}
+        self._generation: dict[str, int] = {}
+        self._pending_lock = threading.Lock()
+        # Sessions without cookies: visitor -> (started, last seen).
+        self._sessions: OrderedDict[str, tuple[datetime, datetime]] = OrderedDict()
+        self._session_lock = threading.Lock()
+        _live.add(self)
+
+    # ------------------------------------------------------------- resources
+    def _ensure_process(self) -> None:
+        """One Store and one Writer per process, created after fork."""
+        pid = os.getpid()
+        if self._pid == pid:
+            return
+        with self._lock:
+            if self._pid == pid:
+                return
+            self._store = None
+            self._writer = None
+            self._pending.clear()
+            self._profiles.clear()
+            self._pid = pid
+
+    @property
+    def store(self) -> Store:
+        self._ensure_process()
+        if self._store is None:
+            with self._lock:
+                if self._store is None:
+                    self._store = self._new_store()
+        return self._store
+
+    def _new_store(self) -> Store:
+        from penchant.storage.store import Store
+
+        return Store(self.settings.database_url)
+
+    @property
+    def writer(self) -> Writer:
+        self._ensure_process()
+        if self._writer is None:
+            with self._lock:
+                if self._writer is None:
+                    self._writer = self._new_writer()
+        return self._writer
+
+    def _new_writer(self) -> Writer:
+        from penchant.storage.writer import Writer
+
+        pairs_for: Callable[..., Any] | None
+        try:
+            from penchant.engine.cooccurrence import pair_increments
+
+            pairs_for = pair_increments
+        except ImportError:  # pragma: no cover - co-occurrence is optional
+            pairs_for = None
+        s = self.settings
+        return Writer(
+            lambda: self.store,
+            self._deltas_for,
+            rate=s.decay_rate,
+            batch_size=s.batch_size,
+            queue_size=s.queue_size,
+            flush_interval=s.flush_interval,
+            on_stored=self._on_stored,
+            pairs_for=pairs_for,
+        )
+
+    def _deltas_for(self, batch: Sequence[Interaction]) -> list[Any]:
+        return fold(batch, self.catalog, self.settings.weights, self.settings.decay_rate)
+
+    def init_db(self) -> None:
+        """Create the tables (idempotent)."""
+        self.store.create_all()
+
+    @property
+    def secret(self) -> bytes:
+        """The key for fingerprints and signatures.
+
+        Without a configured secret, one is generated once and kept in the
+        database, so every worker sharing the database agrees on it. Set
+        ``PENCHANT_SECRET_KEY`` in production: a secret stored beside the data
+        does not protect that data if the database leaks.
+        """
+        if self._secret is None:
+            with self._lock:
+                if self._secret is None:
+                    store = self.store
+                    store.create_all()
+                    value = store.set_meta_if_absent("secret_key", secrets.token_hex(32))
+                    logger.warning(
+                        "no secret key configured; using one generated and stored in the database"
+                    )
+                    self._secret = value.encode()
+        return self._secret
+
+    @property
+    def secrets(self) -> tuple[bytes, ...]:
+        """All accepted secrets, newest first (for verifying signatures)."""
+        if self.settings.secret_keys:
+            return tuple(k.encode() for k in self.settings.secret_keys)
+        return (self.secret,)
+
+    # ----------------------------------------------------------------- catalog
+    @property
+    def catalog(self) -> Catalog:
+        source = self._catalog_source
+        if isinstance(source, Catalog):
+            return source
+        now = self._monotonic()
+        if self._catalog is None or now >= self._catalog_expires:
+            try:
+                self._catalog = source()
+            except Exception:
+                logger.exception("catalog loader failed; keeping the previous catalog")
+                if self._catalog is None:
+                    self._catalog = Catalog()
+            self._catalog_expires = now + self._catalog_ttl
+        return self._catalog
+
+    def set_catalog(self, catalog: CatalogSource) -> None:
+        """Replace the catalog (or its loader); the next read uses it."""
+        self._catalog_source = catalog
+        self._catalog = None
+
+    # -------------------------------------------------------------- identity
+    def session_id(self, user_id: str, now: datetime | None = None) -> str:
+        """The visitor's session: a new one after ``session_timeout`` without activity."""
+        now = now or self.clock()
+        timeout = timedelta(seconds=self.settings.session_timeout)
+        with self._session_lock:
+            entry = self._sessions.get(user_id)
+            started = entry[0] if entry and now - entry[1] <= timeout else now
+            self._sessions[user_id] = (started, now)
+            self._sessions.move_to_end(user_id)
+            while len(self._sessions) > self.settings.affinity_cache_size:
+                self._sessions.popitem(last=False)
+        return derive_session_id(user_id, started.replace(microsecond=0), key=self.secret)
+
+    def variant(self, user_id: str | None) -> Variant:
+        if user_id is None:
+            return "personalized"
+        return assign_variant(
+            user_id, key=self.settings.experiment_key, holdout=self.settings.holdout
+        )
+
+    # ------------------------------------------------------------ write path
+    def track(
+        self,
+        interaction_type: str,
+        target_type: str,
+        target_id: int | None = None,
+        *,
+        user_id: str,
+        session_id: str | None = None,
+        extra_data: Mapping[str, object] | None = None,
+        timestamp: datetime | None = None,
+        event_id: str | None = None,
+    ) -> bool:
+        """Queue one interaction for ``user_id``; never blocks, never raises.
+
+        Returns False when it was not accepted (tracking disabled, bad type, full
+        queue). Consent is the caller's to check: the middleware only calls this
+        for visitors who may be tracked.
+        """
+        if not self.settings.enabled:
+            return False
+        if interaction_type not in INTERACTION_TYPES or target_type not in TARGET_TYPES:
+            logger.debug("ignored interaction %r on %r", interaction_type, target_type)
+            return False
+        try:
+            now = timestamp or self.clock()
+            if interaction_type == "search" and extra_data and "categories" not in extra_data:
+                query = extra_data.get("query")
+                matched = self.catalog.categories_for_query(query) if isinstance(query, str) else ()
+                kept = {k: v for k, v in extra_data.items() if k != "query"}
+                if self.settings.store_search_text and isinstance(query, str):
+                    from penchant.engine.privacy import scrub
+
+                    kept["query"] = scrub(query)
+                extra_data = {**kept, "categories": list(matched)}
+            interaction = Interaction(
+                user_id=user_id,
+                session_id=session_id or self.session_id(user_id, now),
+                interaction_type=interaction_type,
+                target_type=target_type,
+                target_id=target_id,
+                timestamp=now,
+                event_id=event_id or uuid.uuid4().hex,
+                extra_data=extra_data,
+            )
+            return self.submit(interaction)
+        except Exception:
+            logger.exception("tracking failed")
+            return False
+
+    def submit(self, interaction: Interaction) -> bool:
+        """Hand a ready interaction to the writer and the read-your-writes overlay."""
+        with self._pending_lock:
+            self._pending.setdefault(interaction.user_id, []).append(interaction)
+        accepted = self.writer.submit(interaction)
+        if not accepted:
+            self._forget_pending((interaction,))
+        logger.debug(
+            "tracked %s %s %s for %s",
+            interaction.interaction_type,
+            interaction.target_type,
+            interaction.target_id,
+            interaction.user_id,
+        )
+        return accepted
+
+    def _on_stored(self, written: Sequence[Interaction]) -> None:
+        self._forget_pending(written)
+
+    def _forget_pending(self, written: Sequence[Interaction]) -> None:
+        with self._pending_lock:
+            by_user: dict[str, set[str]] = {}
+            for event in written:
+                by_user.setdefault(event.user_id, set()).add(event.event_id)
+            for user_id, ids in by_user.items():
+                self._generation[user_id] = self._generation.get(user_id, 0) + 1
+                left = [e for e in self._pending.get(user_id, ()) if e.event_id not in ids]
+                if left:
+                    self._pending[user_id] = left
+                else:
+                    self._pending.pop(user_id, None)
+                    self._generation.pop(user_id, None)
+                self._profiles.pop(user_id)
+
+    # ------------------------------------------------------------- read path
+    def profile(self, user_id: str) -> VisitorProfile:
+        """Stored affinities and history, plus this process's unwritten events."""
+        with self._pending_lock:
+            generation = self._generation.get(user_id, 0)
+            pending = list(self._pending.get(user_id, ()))
+        stored: VisitorProfile | None = self._profiles.get(user_id)
+        if stored is None:
+            stored = self.store.load_profile(user_id)
+            with self._pending_lock:
+                if self._generation.get(user_id, 0) == generation:
+                    self._profiles.put(user_id, stored)
+        if not pending:
+            return stored
+        affinities = dict(stored.affinities)
+        for delta in fold(pending, self.catalog, self.settings.weights, self.settings.decay_rate):
+            affinities[delta.category_id] = delta.apply(
+                affinities.get(delta.category_id), self.settings.decay_rate
+            )
+        recent = [
+            HistoryEntry(e.interaction_type, e.target_type, e.target_id, e.timestamp)
+            for e in reversed(pending)
+            if e.target_id is not None
+        ]
+        return VisitorProfile(user_id, affinities, [*recent, *stored.history])
+
+    def popularity(self) -> Popularity:
+        """Distinct visitors per target over the popular window, cached for ``popular_ttl``."""
+        now = self._monotonic()
+        cached = self._popular
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            since = self.clock() - timedelta(days=self.settings.popular_window_days)
+            value = self.store.popularity(since)
+        except Exception:
+            logger.exception("popular content query failed")
+            value = cached[1] if cached else Popularity()
+        self._popular = (now + self.settings.popular_ttl, value)
+        return value
+
+    def neighbours(self, keys: Sequence[tuple[str, int]]) -> NeighbourMap:
+        """Co-viewed items of ``keys``, cached per item."""
+        found: dict[tuple[str, int], Sequence[tuple[tuple[str, int], float]]] = {}
+        missing: list[tuple[str, int]] = []
+        for key in keys:
+            hit = self._neighbours.get(key)
+            if hit is None:
+                missing.append(key)
+            else:
+                found[key] = hit
+        if missing:
+            loaded = self.store.neighbours(missing)
+            for key in missing:
+                value = loaded.get(key, [])
+                self._neighbours.put(key, value)
+                found[key] = value
+        return found
+
+    def recommend(
+        self,
+        content_type: str,
+        user_id: str | None = None,
+        *,
+        limit: int | None = None,
+        variant: Variant | None = None,
+        context: tuple[str, int] | None = None,
+    ) -> list[Recommendation]:
+        """Ranked recommendations for one visitor (popular for ``None``); never raises."""
+        if content_type not in CONTENT_TYPES:
+            raise ValueError(f"unknown content type {content_type!r}")
+        if limit is None:
+            limit = self.default_limit(content_type)
+        catalog = self.catalog
+        popularity = self.popularity()
+        try:
+            if not self.settings.enabled:
+                return ranking.popular(content_type, catalog, popularity, limit=limit)
+            if user_id is not None and (variant or self.variant(user_id)) == "holdout":
+                return ranking.as_holdout(
+                    ranking.popular(content_type, catalog, popularity, limit=limit)
+                )
+            profile = self.profile(user_id) if user_id is not None else None
+            keys: list[tuple[str, int]] = []
+            if profile is not None:
+                keys = list(
+                    dict.fromkeys((h.target_type, h.target_id) for h in profile.history[:20])
+                )
+            if context is not None:
+                keys.append(context)
+            s = self.settings
+            return ranking.recommend(
+                content_type,
+                catalog=catalog,
+                profile=profile,
+                popularity=popularity,
+                neighbours=self.neighbours(keys) if keys else {},
+                now=self.clock(),
+                limit=limit,
+                strategy=s.strategy,
+                rate=s.decay_rate,
+                max_per_category=s.max_per_category,
+                exclude_seen=s.exclude_seen,
+                context=context,
+            )
+        except Exception:
+            logger.exception("recommendation failed; serving popular content")
+            return ranking.popular(content_type, catalog, popularity, limit=limit)
+
+    def default_limit(self, content_type: str) -> int:
+        s = self.settings
+        return {
+            "categories": s.category_limit,
+            "procedures": s.procedure_limit,
+            "doctors": s.doctor_limit,
+            "packages": s.package_limit,
+        }[content_type]
+
+    # ------------------------------------------------------------- the visitor
+    def erase(self, user_id: str) -> int:
+        """Erase everything stored for ``user_id``, including unwritten events."""
+        with self._pending_lock:
+            self._pending.pop(user_id, None)
+        self._profiles.pop(user_id)
+        self.writer.discard(user_id)
+        return self.store.erase(user_id)
+
+    def export(self, user_id: str) -> dict[str, object]:
+        self.flush(timeout=self.settings.shutdown_timeout)
+        return self.store.export(user_id)
+
+    # ------------------------------------------------------------- operations
+    def health(self) -> dict[str, object]:
+        """Writer accounting and cache sizes, for a health or metrics endpoint."""
+        out: dict[str, object] = {"enabled": self.settings.enabled}
+        writer = self._writer if self._pid == os.getpid() else None
+        stats: WriterStats | None = writer.stats() if writer is not None else None
+        if stats is not None:
+            out.update(stats.as_dict())
+        out["cached_profiles"] = len(self._profiles)
+        return out
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything submitted so far is written."""
+        writer = self._writer if self._pid == os.getpid() else None
+        return True if writer is None else writer.flush(timeout)
+
+    def close(self, timeout: float | None = None) -> int:
+        """Flush within the deadline and stop; returns events that could not be written."""
+        with self._lock:
+            writer = self._writer if self._pid == os.getpid() else None
+            self._writer = None
+        lost = 0
+        if writer is not None:
+            lost = writer.close(self.settings.shutdown_timeout if timeout is None else timeout)
+        store = self._store if self._pid == os.getpid() else None
+        if store is not None:
+            store.dispose()
+            self._store = None
+        return lost
+
+    # ------------------------------------------------------------ adapters
+    def asgi(self, app: ASGIApp) -> ASGIApp:
+        """Wrap an ASGI application."""
+        from penchant.middleware.asgi import PenchantASGI
+
+        return PenchantASGI(app, self)
+
+    def wsgi(self, app: WSGIApp) -> WSGIApp:
+        """Wrap a WSGI application."""
+        from penchant.middleware.wsgi import PenchantWSGI
+
+        return PenchantWSGI(app, self)
+
+
+def _fields(settings: Settings) -> dict[str, Any]:
+    import dataclasses
+
+    return {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+
+
+_live: weakref.WeakSet[Penchant] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for instance in list(_live):
+        try:
+            instance.close()
+        except Exception:  # pragma: no cover - nothing left to report to at exit
+            logger.exception("flush at exit failed")
