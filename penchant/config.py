@@ -128,9 +128,7 @@ class Settings:
                 f"DATABASE_URL: unknown scheme {scheme!r}; use sqlite:/// or postgresql://"
             )
         if not (0.0 < self.decay_rate <= 1.0) or math.isnan(self.decay_rate):
-            raise ConfigError(
-                f"AFFINITY_DECAY_RATE: must be in (0, 1], got {self.decay_rate!r}"
-            )
+            raise ConfigError(f"AFFINITY_DECAY_RATE: must be in (0, 1], got {self.decay_rate!r}")
         if self.retention_days < 1:
             raise ConfigError(
                 f"INTERACTION_RETENTION_DAYS: must be a positive number of days, "
@@ -197,9 +195,7 @@ class Settings:
         return cls(**kwargs)
 
     @classmethod
-    def from_env(
-        cls, env: Mapping[str, str] | None = None, **overrides: Any
-    ) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Read the environment once; keyword ``overrides`` win over it."""
         env = os.environ if env is None else env
         kwargs: dict[str, Any] = {}

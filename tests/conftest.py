@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-PG_ADMIN_URL = os.environ.get(
-    "PENCHANT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+PG_ADMIN_URL = os.environ.get("PENCHANT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def _pg_admin() -> object:
     from sqlalchemy import create_engine
 
-    return create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    return create_engine(
+        PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+    )
 
 
 def _pg_available() -> str | None:
@@ -36,11 +36,11 @@ def _pg_available() -> str | None:
             conn.execute(text("select 1"))
         engine.dispose()  # type: ignore[attr-defined]
         return None
-    except Exception as exc:  # noqa: BLE001 - any failure means "not available"
+    except Exception as exc:
         return f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc.__class__.__name__}: {exc}"
 
 
-_PG_REASON: str | None | bool = False  # False: not checked yet
+_PG_REASON: str | bool | None = False  # False: not checked yet
 
 
 def pg_unavailable_reason() -> str | None:

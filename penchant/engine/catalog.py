@@ -92,7 +92,9 @@ class Catalog:
         for item in resolved.values():
             for cid in item.category_ids:
                 by_category.setdefault((item.target_type, cid), []).append(item)
-        self._by_category = {k: tuple(sorted(v, key=lambda i: i.id)) for k, v in by_category.items()}
+        self._by_category = {
+            k: tuple(sorted(v, key=lambda i: i.id)) for k, v in by_category.items()
+        }
         self._words: list[tuple[frozenset[str], int]] = [
             (frozenset(_WORD.findall(" ".join((c.name, c.slug, *c.keywords)).lower())), c.id)
             for c in self._categories.values()
