@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from penchant.compat import PersonalizationEngine
 from penchant.config import ConfigError, Settings
 from penchant.engine.catalog import Catalog, Category, Item
 from penchant.engine.events import Interaction
@@ -15,6 +16,7 @@ __all__ = [
     "Interaction",
     "Item",
     "Penchant",
+    "PersonalizationEngine",
     "Reason",
     "Recommendation",
     "Settings",

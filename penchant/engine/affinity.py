@@ -39,7 +39,7 @@ def days_between(earlier: datetime, later: datetime) -> float:
 
 
 def decayed(score: float, days: float, rate: float) -> float:
-    return score * rate**days
+    return score * math.pow(rate, days)
 
 
 def apply_update(score: float, weight: float, days: float, rate: float) -> float:
@@ -93,7 +93,7 @@ class AffinityDelta:
         """The same arithmetic in Python (read-your-writes and tests)."""
         if state is None:
             return AffinityState(self.category_id, min(self.cap, self.add), self.add_raw, self.last)
-        factor = self.scale * rate ** days_between(state.last_updated, self.first)
+        factor = self.scale * math.pow(rate, days_between(state.last_updated, self.first))
         return AffinityState(
             self.category_id,
             min(self.cap, factor * state.score + self.add),
@@ -143,7 +143,7 @@ class _Run:
     def then(self, at: datetime, weight: float, rate: float) -> None:
         # g(f(s)) with f(s) = min(cap, scale*s + add) and g(s) = min(1, d*s + w)
         #        = min(min(1, d*cap + w), d*scale*s + d*add + w)
-        d = rate ** days_between(self.last, at)
+        d = math.pow(rate, days_between(self.last, at))
         self.last = at
         self.scale *= d
         self.add = d * self.add + weight
