@@ -9,6 +9,7 @@ types and indexes. Additions, each for one stated need:
   by (the capped ``affinity_score`` ties heavy visitors at 1.0).
 - ``penchant_meta``, ``penchant_dead_letter``, ``penchant_item_neighbours``:
   the generated secret, rows that could not be stored, item-to-item co-occurrence.
+- ``penchant_exposures``: which recommendations a page view showed, by variant (A/B).
 
 Every unique key on visitor data leads with ``user_id`` so the tables can be
 distributed by visitor.
@@ -31,6 +32,7 @@ from sqlalchemy import (
 
 __all__ = [
     "dead_letter",
+    "exposures",
     "item_neighbours",
     "meta",
     "metadata",
@@ -102,4 +104,19 @@ item_neighbours = Table(
     UniqueConstraint(
         "item_type", "item_id", "neighbour_type", "neighbour_id", name="uq_item_neighbours"
     ),
+)
+
+exposures = Table(
+    "penchant_exposures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", String(32), nullable=False),
+    Column("session_id", String(64), nullable=False),
+    Column("page_view_id", String(32), nullable=False),
+    Column("variant", String(16), nullable=False),
+    Column("content_type", String(16), nullable=False),
+    Column("items", Text, nullable=False),  # JSON: [[target_type, target_id, position], ...]
+    Column("timestamp", DateTime, nullable=False),
+    Index("uq_exposures_page_list", "user_id", "page_view_id", "content_type", unique=True),
+    Index("idx_exposures_timestamp", "timestamp"),
 )
