@@ -1,0 +1,256 @@
+"""The operator dashboard: access control, escaping, charts, and the page through the middleware."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from datetime import date, datetime, timedelta
+
+import pytest
+
+from penchant import Settings
+from penchant.middleware.dashboard import (
+    DASHBOARD_HEADERS,
+    UNAUTHORIZED_HEADERS,
+    DashboardData,
+    RecentInteraction,
+    authorized,
+    bar_chart,
+    nice_ceiling,
+    render,
+    stacked_chart,
+)
+
+NOW = datetime(2025, 5, 20, 12, 30)
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+# ------------------------------------------------------------------ access
+
+
+def test_no_credentials_configured_refuses_everything() -> None:
+    settings = Settings()
+    assert not authorized(None, None, settings)
+    assert not authorized(basic("", ""), "", settings)
+    assert not authorized("Bearer ", None, settings)
+
+
+@pytest.mark.parametrize(
+    ("header", "token", "expected"),
+    [
+        (None, "s3cret-token", True),
+        (None, "s3cret-token ", False),
+        (None, "wrong", False),
+        ("Bearer s3cret-token", None, True),
+        ("bearer s3cret-token", None, True),
+        ("Bearer wrong", None, False),
+        (None, None, False),
+    ],
+)
+def test_token(header: str | None, token: str | None, expected: bool) -> None:
+    settings = Settings(dashboard_token="s3cret-token")
+    assert authorized(header, token, settings) is expected
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (basic("admin", "pässword"), True),
+        (basic("admin", "password"), False),
+        (basic("root", "pässword"), False),
+        (basic("admin", ""), False),
+        ("Basic " + base64.b64encode(b"adminp\xc3\xa4ssword").decode(), False),  # no colon
+        ("Basic !!!not-base64!!!", False),
+        ("Basic " + base64.b64encode(b"admin:\xff").decode(), False),  # not UTF-8
+        ("Digest admin", False),
+        ("", False),
+    ],
+)
+def test_basic_credentials(header: str, expected: bool) -> None:
+    settings = Settings(dashboard_user="admin", dashboard_password="pässword")
+    assert authorized(header, None, settings) is expected
+
+
+def test_basic_needs_both_user_and_password_configured() -> None:
+    settings = Settings(dashboard_user="admin")
+    assert not authorized(basic("admin", ""), None, settings)
+
+
+def test_a_token_in_the_query_does_not_open_basic_only_dashboards() -> None:
+    settings = Settings(dashboard_user="admin", dashboard_password="pw")
+    assert not authorized(None, "pw", settings)
+    assert not authorized("Bearer pw", None, settings)
+
+
+def test_unauthorized_headers_ask_for_basic_credentials() -> None:
+    headers = dict(UNAUTHORIZED_HEADERS)
+    assert headers["www-authenticate"].startswith("Basic ")
+    assert headers["cache-control"] == "no-store"
+
+
+# --------------------------------------------------------------- rendering
+
+
+def sample(**changes: object) -> DashboardData:
+    daily = []
+    for back in range(30):
+        day = (NOW.date() - timedelta(days=back)).isoformat()
+        daily += [(day, "view", 10 + back), (day, "click", back % 4), (day, "form_submit", 1)]
+    fields: dict[str, object] = {
+        "generated_at": NOW,
+        "daily": daily,
+        "top_categories": [("Injectables", 4.5, 12), ("Skin resurfacing", 1.5, None)],
+        "engaged": [("f" * 32, 40)],
+        "popular": [("procedure", "Lip filler", 9), ("doctor", "Dr. Amelia Hart", 3)],
+        "writer": {
+            "accepted": 120,
+            "stored": 100,
+            "duplicates": 4,
+            "dropped": {"bot": 6, "rate_limited": 0},
+            "in_flight": 10,
+            "errors": 0,
+        },
+        "dead_lettered": 0,
+    }
+    fields.update(changes)
+    return DashboardData(**fields)  # type: ignore[arg-type]
+
+
+def test_every_stored_value_is_escaped() -> None:
+    evil = "<script>alert('x')</script>"
+    page = render(
+        sample(
+            top_categories=[(evil, 1.0, 1)],
+            engaged=[(evil, 9)],
+            popular=[("procedure", evil, 3)],
+            writer={"accepted": 1, "stored": 1, "dropped": {evil: 2}, "last_error": evil},
+            recent=[RecentInteraction(NOW, evil, "click", evil, '{"note": "' + evil + '"}')],
+            experiment=[{"metric": evil, "personalized": evil}],
+            daily=[(NOW.date().isoformat(), evil, 3)],
+        )
+    )
+    assert "<script" not in page
+    assert "&lt;script&gt;" in page
+    assert "alert(&#39;x&#39;)" in page
+
+
+def test_the_inline_style_matches_the_content_security_policy() -> None:
+    page = render(sample())
+    styles = re.findall(r"<style>(.*?)</style>", page, flags=re.S)
+    assert len(styles) == 1
+    digest = base64.b64encode(hashlib.sha256(styles[0].encode()).digest()).decode()
+    csp = dict(DASHBOARD_HEADERS)["content-security-policy"]
+    assert f"'sha256-{digest}'" in csp
+    assert "default-src 'none'" in csp
+    assert "script-src" not in csp  # no script may run at all
+    assert " style=" not in page  # style attributes would be blocked by that policy
+    assert "<script" not in page
+
+
+def test_headers_forbid_caching_and_framing() -> None:
+    headers = dict(DASHBOARD_HEADERS)
+    assert headers["cache-control"] == "no-store"
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["content-type"].startswith("text/html")
+
+
+def test_page_shows_every_panel() -> None:
+    page = render(sample())
+    for title in (
+        "last 7 days",
+        "last 30 days",
+        "Top categories by affinity",
+        "Popular items",
+        "Most engaged visitors",
+        "Writer health",
+        "A/B results",
+    ):
+        assert title in page
+    assert "f" * 32 in page
+    assert "Lip filler (procedure)" in page
+    assert page.count("<svg") == 4  # two stacked charts, categories, popular items
+
+
+def test_writer_health_figures() -> None:
+    page = render(sample())
+    figures = dict(
+        (label, value) for value, label in re.findall(r"<b>([^<]*)</b><span>([^<]*)</span>", page)
+    )
+    assert figures["accepted"] == "120"
+    assert figures["written"] == "100"
+    assert figures["queued"] == "10"
+    assert figures["dropped"] == "6"
+    assert figures["dead-lettered"] == "0"
+    assert "rate_limited" not in page  # reasons that dropped nothing are left out
+
+
+def test_empty_data_says_so() -> None:
+    page = render(DashboardData(generated_at=NOW))
+    assert "No interactions in this period yet." in page
+    assert "Not available from this store." in page
+    assert "Nothing viewed yet." in page
+    assert "The writer has not started in this process yet." in page
+    assert "A/B results appear here" in page
+
+
+def test_experiment_rows_replace_the_placeholder() -> None:
+    page = render(sample(experiment=[{"metric": "CTR", "uplift": "+12%"}]))
+    assert "A/B results appear here" not in page
+    assert "<th>metric</th>" in page and "<td>+12%</td>" in page
+
+
+# ------------------------------------------------------------------- charts
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(0, 1.0), (1, 1.0), (3, 5.0), (7, 10.0), (10, 10.0), (11, 20.0)]
+)
+def test_nice_ceiling(value: float, expected: float) -> None:
+    assert nice_ceiling(value) == expected
+
+
+def test_nice_ceiling_is_never_below_the_value() -> None:
+    for value in (0.3, 1.7, 19, 201, 4999, 123456):
+        top = nice_ceiling(value)
+        assert value <= top < value * 5.01
+
+
+def test_stacked_bars_are_proportional_to_the_counts() -> None:
+    end = date(2025, 5, 20)
+    daily = [
+        ("2025-05-20", "view", 30),
+        ("2025-05-20", "click", 10),
+        ("2025-05-18", "view", 5),
+        ("2025-05-01", "view", 999),  # outside the 7-day window
+    ]
+    chart = stacked_chart(daily, end, 7)
+    assert chart.total == 45
+    assert [k for k, _, _ in chart.legend] == ["view", "click"]
+    heights = {bar.title: bar.height for bar in chart.bars}
+    assert heights["2025-05-20: 30 view"] == pytest.approx(
+        3 * heights["2025-05-20: 10 click"], abs=0.02
+    )
+    assert heights["2025-05-20: 30 view"] == pytest.approx(
+        6 * heights["2025-05-18: 5 view"], abs=0.02
+    )
+    # Bars of one day stack: the click bar sits on top of the view bar.
+    view = next(b for b in chart.bars if b.title == "2025-05-20: 30 view")
+    click = next(b for b in chart.bars if b.title == "2025-05-20: 10 click")
+    assert click.y + click.height == pytest.approx(view.y, abs=0.02)
+    assert click.x == view.x
+    # Days run left to right and the latest day is the last bar.
+    older = next(b for b in chart.bars if b.title.startswith("2025-05-18"))
+    assert older.x < view.x
+    assert len(chart.labels) == 7
+
+
+def test_bar_chart_longest_value_is_widest() -> None:
+    chart = bar_chart([("a", 2.0, "2"), ("b", 8.0, "8"), ("c", 0.0, "0")])
+    widths = [bar.width for bar in chart.bars]
+    assert widths[1] == max(widths)
+    assert widths[0] == pytest.approx(widths[1] / 4, abs=0.02)
+    assert widths[2] == 0
