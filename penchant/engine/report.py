@@ -1,0 +1,197 @@
+"""The effectiveness report: personalized against holdout, with honest statistics.
+
+Pure: the storage layer hands in per-session and per-visitor counts; this module
+assigns variants, compares them and renders the result.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from penchant.engine.experiments import (
+    Comparison,
+    Estimate,
+    Variant,
+    assign_variant,
+    compare_means,
+    compare_proportions,
+)
+
+__all__ = ["Report", "SessionCounts", "build_report", "funnel_paths", "render_report"]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCounts:
+    """One session's activity, as counted by the storage layer."""
+
+    user_id: str
+    session_id: str
+    interactions: int
+    form_submits: int
+    rec_clicks: int
+    exposures: int
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    days: int
+    holdout: float
+    visitors: dict[str, int]
+    comparisons: list[Comparison]
+    funnels: list[tuple[tuple[str, ...], int]] = field(default_factory=list)
+
+    @property
+    def enough_data(self) -> bool:
+        return all(c.enough_data for c in self.comparisons)
+
+    def as_dict(self) -> dict[str, object]:
+        def est(e: Estimate) -> dict[str, float | int]:
+            return {"value": e.value, "low": e.low, "high": e.high, "n": e.n}
+
+        return {
+            "days": self.days,
+            "holdout": self.holdout,
+            "visitors": self.visitors,
+            "enough_data": self.enough_data,
+            "metrics": {
+                c.metric: {
+                    "personalized": est(c.personalized),
+                    "holdout": est(c.holdout),
+                    "uplift": c.uplift,
+                    "uplift_low": c.uplift_low,
+                    "uplift_high": c.uplift_high,
+                    "p_value": c.p_value,
+                    "enough_data": c.enough_data,
+                    "note": c.note,
+                }
+                for c in self.comparisons
+            },
+            "funnels": [{"path": list(path), "sessions": n} for path, n in self.funnels],
+        }
+
+
+def build_report(
+    sessions: Iterable[SessionCounts],
+    *,
+    key: str,
+    holdout: float,
+    days: int,
+    minimum: int = 100,
+    funnels: Sequence[tuple[tuple[str, ...], int]] = (),
+) -> Report:
+    """Compare the variants on click-through, conversion and interactions per session.
+
+    A visitor's variant is recomputed from the experiment key, as it was assigned.
+    """
+    variant_of: dict[str, Variant] = {}
+    exposures: Counter[str] = Counter()
+    rec_clicks: Counter[str] = Counter()
+    converted: dict[str, set[str]] = {"personalized": set(), "holdout": set()}
+    visitors: dict[str, set[str]] = {"personalized": set(), "holdout": set()}
+    per_session: dict[str, list[float]] = {"personalized": [], "holdout": []}
+    for s in sessions:
+        variant = variant_of.get(s.user_id)
+        if variant is None:
+            variant = variant_of[s.user_id] = assign_variant(s.user_id, key=key, holdout=holdout)
+        visitors[variant].add(s.user_id)
+        exposures[variant] += s.exposures
+        rec_clicks[variant] += s.rec_clicks
+        if s.form_submits:
+            converted[variant].add(s.user_id)
+        per_session[variant].append(float(s.interactions))
+    p, h = "personalized", "holdout"
+    comparisons = [
+        compare_proportions(
+            "recommendation_ctr",
+            min(rec_clicks[p], exposures[p]),
+            exposures[p],
+            min(rec_clicks[h], exposures[h]),
+            exposures[h],
+            minimum=minimum,
+        ),
+        compare_proportions(
+            "conversion_rate",
+            len(converted[p]),
+            len(visitors[p]),
+            len(converted[h]),
+            len(visitors[h]),
+            minimum=minimum,
+        ),
+        compare_means("interactions_per_session", per_session[p], per_session[h], minimum=minimum),
+    ]
+    return Report(
+        days,
+        holdout,
+        {p: len(visitors[p]), h: len(visitors[h])},
+        comparisons,
+        list(funnels),
+    )
+
+
+def funnel_paths(
+    sessions: Iterable[Sequence[str]], *, top: int = 10, max_steps: int = 6
+) -> list[tuple[tuple[str, ...], int]]:
+    """The most common paths from the landing step to the first ``form_submit``.
+
+    Each session is its steps in time order (e.g. ``"view:category"``); repeats in
+    a row collapse, long paths keep their start and end.
+    """
+    counts: Counter[tuple[str, ...]] = Counter()
+    for steps in sessions:
+        path: list[str] = []
+        for step in steps:
+            if not path or path[-1] != step:
+                path.append(step)
+            if step.startswith("form_submit"):
+                break
+        else:
+            continue  # no form submission in this session
+        if len(path) > max_steps:
+            path = [*path[: max_steps - 2], "…", path[-1]]
+        counts[tuple(path)] += 1
+    return counts.most_common(top)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:+.1f}%"
+
+
+def render_report(report: Report) -> str:
+    """The report as a plain-text table."""
+    lines = [
+        f"penchant report: last {report.days} days, holdout {report.holdout:.0%}",
+        f"visitors: personalized {report.visitors['personalized']}, "
+        f"holdout {report.visitors['holdout']}",
+        "",
+    ]
+    if not report.enough_data:
+        lines.append("not enough visitors yet: read these figures as anecdotes, not results.")
+        lines.append("")
+    header = f"{'metric':<26}{'personalized':>24}{'holdout':>24}{'uplift (95% CI)':>30}{'p':>9}"
+    lines += [header, "-" * len(header)]
+    for c in report.comparisons:
+        rate = c.metric != "interactions_per_session"
+
+        def fmt(e: Estimate, rate: bool = rate) -> str:
+            if rate:
+                return f"{e.value:.2%} [{e.low:.2%}, {e.high:.2%}]"
+            return f"{e.value:.2f} [{e.low:.2f}, {e.high:.2f}]"
+
+        uplift = (
+            f"{_pct(c.uplift)} [{_pct(c.uplift_low)}, {_pct(c.uplift_high)}]"
+            if c.uplift is not None
+            else "-"
+        )
+        p_value = "-" if c.p_value is None else f"{c.p_value:.3f}"
+        lines.append(
+            f"{c.metric:<26}{fmt(c.personalized):>24}{fmt(c.holdout):>24}{uplift:>30}{p_value:>9}"
+        )
+        if c.note:
+            lines.append(f"  {c.note}")
+    if report.funnels:
+        lines += ["", "most common paths to a form submission:"]
+        for path, n in report.funnels:
+            lines.append(f"  {n:>6}  {' > '.join(path)}")
+    return "\n".join(lines)

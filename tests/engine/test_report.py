@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from penchant.engine.experiments import assign_variant
+from penchant.engine.report import SessionCounts, build_report, funnel_paths, render_report
+
+
+def _visitors(n: int) -> list[str]:
+    return [f"{i:032x}" for i in range(n)]
+
+
+def test_report_compares_variants_as_assigned() -> None:
+    sessions = []
+    for user in _visitors(4000):
+        variant = assign_variant(user, key="k", holdout=0.5)
+        better = variant == "personalized"
+        # personalized visitors click a recommendation on every 4th exposure, holdout every 8th
+        clicks = 1 if int(user, 16) % (4 if better else 8) == 0 else 0
+        converts = 1 if int(user, 16) % (10 if better else 20) == 0 else 0
+        sessions.append(SessionCounts(user, "s" + user, 3 + clicks, converts, clicks, 1))
+    report = build_report(sessions, key="k", holdout=0.5, days=30)
+    ctr, conversion, per_session = report.comparisons
+    assert report.visitors["personalized"] + report.visitors["holdout"] == 4000
+    assert ctr.personalized.value == pytest.approx(0.25, abs=0.03)
+    assert ctr.holdout.value == pytest.approx(0.125, abs=0.03)
+    assert ctr.uplift is not None and ctr.uplift_low is not None and ctr.uplift_low > 0
+    assert ctr.p_value is not None and ctr.p_value < 0.001
+    assert conversion.uplift is not None and conversion.uplift > 0
+    assert per_session.personalized.value > per_session.holdout.value
+    assert report.enough_data
+    text = render_report(report)
+    assert "recommendation_ctr" in text and "not enough" not in text
+    json.dumps(report.as_dict())
+
+
+def test_little_data_is_said_plainly() -> None:
+    sessions = [SessionCounts(u, "s", 1, 0, 0, 1) for u in _visitors(30)]
+    report = build_report(sessions, key="k", holdout=0.5, days=7)
+    assert not report.enough_data
+    assert "not enough visitors yet" in render_report(report)
+    assert report.as_dict()["enough_data"] is False
+
+
+def test_funnel_paths() -> None:
+    sessions = [
+        ["view:page", "view:category", "view:category", "view:procedure", "form_submit:procedure"],
+        ["view:page", "view:category", "view:procedure", "form_submit:procedure", "view:page"],
+        ["view:procedure", "form_submit:procedure"],
+        ["view:page", "view:category"],  # never converted
+    ]
+    paths = funnel_paths(sessions)
+    assert paths[0] == (
+        ("view:page", "view:category", "view:procedure", "form_submit:procedure"),
+        2,
+    )
+    assert (("view:procedure", "form_submit:procedure"), 1) in paths
+    assert len(paths) == 2
+    long = [[f"view:{i}" for i in range(10)] + ["form_submit:page"]]
+    [(path, _)] = funnel_paths(long, max_steps=5)
+    assert path == ("view:0", "view:1", "view:2", "…", "form_submit:page")
