@@ -25,6 +25,7 @@ import markupsafe
 
 from penchant.engine.catalog import Catalog
 from penchant.engine.ranking import Popularity
+from penchant.engine.report import Report
 
 if TYPE_CHECKING:
     from penchant.config import Settings
@@ -34,6 +35,7 @@ __all__ = [
     "UNAUTHORIZED_HEADERS",
     "Bar",
     "BarChart",
+    "ComparisonChart",
     "DashboardData",
     "DashboardSource",
     "RecentInteraction",
@@ -94,9 +96,8 @@ class DashboardData:
     writer: Mapping[str, object] = field(default_factory=dict)
     dead_lettered: int | None = None
     recent: Sequence[RecentInteraction] | None = None
-    #: A/B results, one mapping per metric, once an experiment reports them
-    experiment: Sequence[Mapping[str, object]] | None = None
-    experiment_note: str | None = None
+    #: personalized against holdout, once the experiment reports
+    experiment: Report | None = None
     errors: Sequence[str] = ()
 
 
@@ -109,7 +110,7 @@ def collect(
     days: int = 30,
     engaged_minimum: int = 5,
     limit: int = 10,
-    experiment: Sequence[Mapping[str, object]] | None = None,
+    experiment: Report | None = None,
 ) -> DashboardData:
     """Read what the page shows; a failing query leaves its panel empty and says why."""
     catalog = catalog if catalog is not None else Catalog()
@@ -325,6 +326,75 @@ def bar_chart(
     return BarChart(width, max(row_height, row_height * len(rows)), bars, texts)
 
 
+@dataclass(frozen=True, slots=True)
+class ComparisonChart:
+    """Personalized against holdout: one pair of bars with intervals per metric."""
+
+    width: int
+    height: int
+    bars: Sequence[Bar]
+    whiskers: Sequence[tuple[float, float, float]]  # (x low, x high, y)
+    texts: Sequence[tuple[float, float, str, str]]  # (x, y, text, css class)
+    rows: Sequence[tuple[str, str, str, str, str]]  # metric, uplift, interval, p, note
+
+
+def comparison_chart(report: Report, *, width: int = 1000) -> ComparisonChart:
+    """Each metric on its own scale (its largest interval end is full width)."""
+    label_w, value_w, bar_h, gap = 190, 190, 14, 16
+    plot_w = width - label_w - value_w
+    bars: list[Bar] = []
+    whiskers: list[tuple[float, float, float]] = []
+    texts: list[tuple[float, float, str, str]] = []
+    rows: list[tuple[str, str, str, str, str]] = []
+    y = 0.0
+    for c in report.comparisons:
+        rate = c.metric != "interactions_per_session"
+        scale = max(c.personalized.high, c.holdout.high, c.personalized.value, 1e-9)
+        name = c.metric.replace("_", " ")
+        texts.append((0.0, _r(y + bar_h + 3), name, "label"))
+        for variant, estimate, colour in (
+            ("personalized", c.personalized, TYPE_COLOURS["view"]),
+            ("holdout", c.holdout, _OTHER_COLOUR),
+        ):
+            shown = _estimate(estimate.value, rate)
+            interval = f"[{_estimate(estimate.low, rate)}, {_estimate(estimate.high, rate)}]"
+            bars.append(
+                Bar(
+                    label_w,
+                    _r(y),
+                    _r(plot_w * estimate.value / scale),
+                    bar_h,
+                    colour,
+                    f"{variant}: {shown} {interval}, n={estimate.n:,}",
+                )
+            )
+            mid = y + bar_h / 2
+            whiskers.append(
+                (
+                    _r(label_w + plot_w * estimate.low / scale),
+                    _r(label_w + plot_w * estimate.high / scale),
+                    _r(mid),
+                )
+            )
+            texts.append((label_w + plot_w + 8, _r(mid + 4), f"{shown} {interval}", ""))
+            y += bar_h + 4
+        y += gap
+        uplift = "-" if c.uplift is None else f"{c.uplift:+.1%}"
+        interval = (
+            "-"
+            if c.uplift_low is None or c.uplift_high is None
+            else f"[{c.uplift_low:+.1%}, {c.uplift_high:+.1%}]"
+        )
+        p_value = "-" if c.p_value is None else f"{c.p_value:.3f}"
+        note = c.note or ("" if c.enough_data else "not enough visitors yet")
+        rows.append((name, uplift, interval, p_value, note))
+    return ComparisonChart(width, max(1, int(y)), bars, whiskers, texts, rows)
+
+
+def _estimate(value: float, rate: bool) -> str:
+    return f"{value:.1%}" if rate else f"{value:.2f}"
+
+
 def _colour(kind: str) -> str:
     return TYPE_COLOURS.get(kind, _OTHER_COLOUR)
 
@@ -353,6 +423,7 @@ section{background:var(--card);border:1px solid var(--line);border-radius:10px;p
 min-width:0}
 section.wide{grid-column:1/-1}
 h2{margin:0 0 10px;font-size:15px}
+table+h2{margin-top:18px}
 svg{width:100%;height:auto;display:block}
 svg text{font:11px system-ui,sans-serif;fill:#5f6b7a}
 svg .label{fill:#1d2430;font-size:12px}
@@ -465,17 +536,50 @@ _TEMPLATE = """<!doctype html>
 </section>
 
 <section class="wide"><h2>A/B results: personalized against holdout</h2>
-{% if data.experiment %}
-<table><thead><tr>
-{% for key in experiment_keys %}<th>{{ key }}</th>{% endfor %}
-</tr></thead>
+{% if experiment %}
+{% set report = data.experiment %}
+<p class="note">Last {{ report.days }} days, holdout {{ "{:.0%}".format(report.holdout) }}:
+{{ "{:,}".format(report.visitors.get("personalized", 0)) }} personalized and
+{{ "{:,}".format(report.visitors.get("holdout", 0)) }} holdout visitors.</p>
+{% if not report.enough_data %}
+<p class="errors">Not enough visitors yet: read these figures as anecdotes, not results.</p>
+{% endif %}
+<svg viewBox="0 0 {{ experiment.width }} {{ experiment.height }}" role="img"
+ aria-label="Personalized against holdout">
+{% for b in experiment.bars %}
+<rect x="{{ b.x }}" y="{{ b.y }}" width="{{ b.width }}" height="{{ b.height }}" rx="2"
+ fill="{{ b.colour }}"><title>{{ b.title }}</title></rect>
+{% endfor %}
+{% for x1, x2, y in experiment.whiskers %}
+<line x1="{{ x1 }}" x2="{{ x2 }}" y1="{{ y }}" y2="{{ y }}" stroke="#1d2430"/>
+<line x1="{{ x1 }}" x2="{{ x1 }}" y1="{{ y - 4 }}" y2="{{ y + 4 }}" stroke="#1d2430"/>
+<line x1="{{ x2 }}" x2="{{ x2 }}" y1="{{ y - 4 }}" y2="{{ y + 4 }}" stroke="#1d2430"/>
+{% endfor %}
+{% for x, y, text, cls in experiment.texts %}
+<text class="{{ cls }}" x="{{ x }}" y="{{ y }}">{{ text }}</text>
+{% endfor %}
+</svg>
+<ul class="legend"><li><span class="swatch view"></span>personalized</li>
+<li><span class="swatch other"></span>holdout</li><li>whiskers: 95% confidence interval</li></ul>
+<table><thead><tr><th>Metric</th><th class="num">Uplift</th><th class="num">95% CI</th>
+<th class="num">p-value</th><th>Note</th></tr></thead>
 <tbody>
-{% for row in data.experiment %}
-<tr>{% for key in experiment_keys %}<td>{{ row.get(key, "") }}</td>{% endfor %}</tr>
+{% for row in experiment.rows %}
+<tr><td>{{ row[0] }}</td><td class="num">{{ row[1] }}</td><td class="num">{{ row[2] }}</td>
+<td class="num">{{ row[3] }}</td><td>{{ row[4] }}</td></tr>
 {% endfor %}
 </tbody></table>
+{% if report.funnels %}
+<h2>Most common paths to a form submission</h2>
+<table><thead><tr><th>Path</th><th class="num">Sessions</th></tr></thead>
+<tbody>
+{% for path, n in report.funnels %}
+<tr><td>{{ path|join(" > ") }}</td><td class="num">{{ "{:,}".format(n) }}</td></tr>
+{% endfor %}
+</tbody></table>
+{% endif %}
 {% else %}
-<p class="empty">{{ data.experiment_note or experiment_placeholder }}</p>
+<p class="empty">A/B results appear here once the holdout comparison reports.</p>
 {% endif %}
 </section>
 
@@ -558,9 +662,6 @@ def render(data: DashboardData) -> str:
         [(f"{name} ({kind})", float(n), f"{n:,}") for kind, name, n in data.popular],
         colour="#5b7cfa",
     )
-    experiment_keys: list[str] = []
-    for row in data.experiment or ():
-        experiment_keys.extend(k for k in row if k not in experiment_keys)
     return _ENV.get_template("page.html").render(
         data=data,
         style=markupsafe.Markup(_STYLE),
@@ -571,8 +672,7 @@ def render(data: DashboardData) -> str:
         writer_stats=_writer_stats(data),
         dropped=_dropped(data.writer),
         known_types=set(TYPE_COLOURS),
-        experiment_keys=experiment_keys,
-        experiment_placeholder="A/B results appear here once the holdout comparison reports.",
+        experiment=comparison_chart(data.experiment) if data.experiment else None,
     )
 
 
@@ -659,7 +759,7 @@ def respond(
     authorization_header: str | None,
     query_token: str | None,
     now: datetime,
-    experiment: Sequence[Mapping[str, object]] | None = None,
+    experiment: Report | None = None,
 ) -> tuple[int, tuple[tuple[str, str], ...], bytes]:
     """``(status, headers, body)`` of a dashboard request: 401 unless authorized."""
     if not authorized(authorization_header, query_token, service.settings):

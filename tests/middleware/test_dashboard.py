@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from penchant import Settings
+from penchant.engine.report import Report, SessionCounts, build_report
 from penchant.middleware.dashboard import (
     DASHBOARD_HEADERS,
     UNAUTHORIZED_HEADERS,
@@ -17,6 +18,7 @@ from penchant.middleware.dashboard import (
     RecentInteraction,
     authorized,
     bar_chart,
+    comparison_chart,
     nice_ceiling,
     render,
     stacked_chart,
@@ -129,7 +131,7 @@ def test_every_stored_value_is_escaped() -> None:
             popular=[("procedure", evil, 3)],
             writer={"accepted": 1, "stored": 1, "dropped": {evil: 2}, "last_error": evil},
             recent=[RecentInteraction(NOW, evil, "click", evil, '{"note": "' + evil + '"}')],
-            experiment=[{"metric": evil, "personalized": evil}],
+            experiment=report(funnels=[(("view:procedure", evil), 2)]),
             daily=[(NOW.date().isoformat(), evil, 3)],
         )
     )
@@ -197,10 +199,36 @@ def test_empty_data_says_so() -> None:
     assert "A/B results appear here" in page
 
 
-def test_experiment_rows_replace_the_placeholder() -> None:
-    page = render(sample(experiment=[{"metric": "CTR", "uplift": "+12%"}]))
+def report(
+    *, visitors: int = 400, funnels: list[tuple[tuple[str, ...], int]] | None = None
+) -> Report:
+    sessions = [
+        SessionCounts(
+            user_id=f"{i:032x}",
+            session_id=f"s{i}",
+            interactions=3 + i % 5,
+            form_submits=1 if i % 7 == 0 else 0,
+            rec_clicks=i % 3,
+            exposures=6,
+        )
+        for i in range(visitors)
+    ]
+    return build_report(sessions, key="k", holdout=0.5, days=30, minimum=100, funnels=funnels or [])
+
+
+def test_experiment_report_replaces_the_placeholder() -> None:
+    result = report(funnels=[(("view:category", "view:procedure", "form_submit:procedure"), 7)])
+    page = render(sample(experiment=result))
     assert "A/B results appear here" not in page
-    assert "<th>metric</th>" in page and "<td>+12%</td>" in page
+    assert "recommendation ctr" in page and "conversion rate" in page
+    assert "view:category &gt; view:procedure &gt; form_submit:procedure" in page
+    assert page.count("<svg") == 5
+    assert "Not enough visitors yet" not in page
+
+
+def test_too_few_visitors_are_said_plainly() -> None:
+    page = render(sample(experiment=report(visitors=20)))
+    assert "Not enough visitors yet" in page
 
 
 # ------------------------------------------------------------------- charts
@@ -254,3 +282,13 @@ def test_bar_chart_longest_value_is_widest() -> None:
     assert widths[1] == max(widths)
     assert widths[0] == pytest.approx(widths[1] / 4, abs=0.02)
     assert widths[2] == 0
+
+
+def test_comparison_chart_whiskers_hold_their_bars() -> None:
+    chart = comparison_chart(report())
+    assert len(chart.rows) == 3
+    assert len(chart.bars) == len(chart.whiskers) == 6
+    for bar, (low, high, y) in zip(chart.bars, chart.whiskers, strict=True):
+        end = bar.x + bar.width
+        assert low <= end + 0.01 and end <= high + 0.01
+        assert bar.y <= y <= bar.y + bar.height
