@@ -1,20 +1,74 @@
 """The Store: every SQL statement penchant runs lives here.
 
-SQLAlchemy Core over SQLite (WAL, busy timeout) or PostgreSQL. One Store (one
-engine and pool) per process, created after fork.
+SQLAlchemy Core over SQLite (WAL, busy timeout) or PostgreSQL (psycopg2, with
+connect, statement and pool timeouts). One Store (one engine and pool) per
+process, created after fork.
+
+Errors come in two kinds. :class:`StoreUnavailable` means the database did not
+answer (refused, timed out, locked, restarted): the caller keeps its data and
+tries again later. Anything else raised by a write is a problem with the data,
+which :meth:`Store.record` handles itself by retrying row by row and
+dead-lettering the rows that still fail.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import json
+import logging
+import math
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
+from typing import Any
 
-from penchant.engine.affinity import AffinityDelta, AffinityState
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.pool import StaticPool
+
+from penchant.engine.affinity import AffinityDelta, AffinityState, days_between
 from penchant.engine.events import Interaction
 from penchant.engine.ranking import HistoryEntry, Popularity, VisitorProfile
+from penchant.storage.schema import (
+    dead_letter,
+    item_neighbours,
+    meta,
+    metadata,
+    user_category_affinity,
+    user_interactions,
+)
 
-__all__ = ["PurgeResult", "RecordResult", "Store"]
+__all__ = [
+    "DeltasFor",
+    "ItemKey",
+    "PurgeResult",
+    "RecordResult",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+]
+
+logger = logging.getLogger("personalization")
+
+DeltasFor = Callable[[Sequence[Interaction]], list[AffinityDelta]]
+ItemKey = tuple[str, int]
+
+_UNION_CHUNK = 50  # per-visitor / per-item subqueries glued into one round trip
+_MAX_ERROR_CHARS = 500
+_TRANSIENT_RETRIES = 3  # deadlock or serialization failure: retry the transaction at once
+
+
+class StoreError(Exception):
+    """The database cannot be used as configured (a bad URL, a missing driver)."""
+
+
+class StoreUnavailable(StoreError):
+    """The database did not answer (connection refused, timeout, lock): try again later."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,46 +79,809 @@ class RecordResult:
     duplicates: int  # already stored (same user_id, event_id): ignored
     dead_lettered: int  # could not be stored even row by row
     inserted: tuple[Interaction, ...] = ()  # the rows actually inserted
+    failed: tuple[Interaction, ...] = ()  # the rows dead-lettered
 
 
 @dataclass(frozen=True, slots=True)
 class PurgeResult:
     interactions: int
     affinities: int
+    dead_letters: int = 0
 
 
+# ---------------------------------------------------------------- helpers
+def _naive_utc(moment: datetime) -> datetime:
+    """Stored timestamps are naive UTC, as in the original tables."""
+    if moment.tzinfo is not None:
+        return moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    if isinstance(
+        exc,
+        sa_exc.OperationalError
+        | sa_exc.InterfaceError
+        | sa_exc.TimeoutError
+        | sa_exc.DisconnectionError,
+    ):
+        return True
+    return isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """A deadlock or serialization failure: the same transaction will likely pass now."""
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "pgcode", None) in ("40P01", "40001")
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line, no SQL parameters (they hold visitor data), safe to store."""
+    orig = getattr(exc, "orig", None)
+    source = orig if isinstance(orig, BaseException) else exc
+    text = f"{source.__class__.__name__}: {source}".strip()
+    text = text.splitlines()[0] if text else source.__class__.__name__
+    text = text.replace("\x00", "\\0").encode("utf-8", "backslashreplace").decode("utf-8")
+    return text[:_MAX_ERROR_CHARS]
+
+
+def _json_text(value: Mapping[str, object] | None) -> str | None:
+    if value is None:
+        return None
+    # ensure_ascii escapes NUL and lone surrogates, so any string survives a text column
+    return json.dumps(dict(value), ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+
+
+def _payload(event: Interaction) -> str:
+    """The row as JSON for the dead-letter table; never fails."""
+    row = {
+        "user_id": event.user_id,
+        "session_id": event.session_id,
+        "interaction_type": event.interaction_type,
+        "target_type": event.target_type,
+        "target_id": event.target_id,
+        "timestamp": event.timestamp.isoformat()
+        if isinstance(event.timestamp, datetime)
+        else repr(event.timestamp),
+        "event_id": event.event_id,
+        "extra_data": event.extra_data,
+    }
+    return json.dumps(row, ensure_ascii=True, default=repr)
+
+
+def _iso(value: object) -> str:
+    return value.isoformat() if isinstance(value, datetime | date) else str(value)
+
+
+def _sqlite_power(base: float | None, exponent: float | None) -> float | None:
+    if base is None or exponent is None:
+        return None
+    try:
+        return math.pow(base, exponent)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _sqlite_days(later: str | None, earlier: str | None) -> float | None:
+    """The same day count as the Python arithmetic (julianday() rounds to milliseconds)."""
+    if later is None or earlier is None:
+        return None
+    return days_between(datetime.fromisoformat(earlier), datetime.fromisoformat(later))
+
+
+def _chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+# ------------------------------------------------------------------ store
 class Store:
-    """Interface contract (implemented in this module)."""
+    """All reads and writes of penchant's tables, for one process.
 
-    def __init__(self, database_url: str, *, connect_timeout: float = 5.0) -> None:
-        raise NotImplementedError
+    Thread-safe: the engine's pool hands each call its own connection.
+    """
 
-    def create_all(self) -> None: ...
-    def dispose(self) -> None: ...
-    def ping(self) -> bool: ...
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        connect_timeout: float = 5.0,
+        statement_timeout: float = 10.0,
+        pool_timeout: float = 5.0,
+    ) -> None:
+        try:
+            url = make_url(database_url)
+        except (sa_exc.ArgumentError, ValueError, TypeError):
+            scheme = str(database_url).split(":", 1)[0]
+            raise StoreError(
+                f"cannot parse the database URL (scheme {scheme!r}); "
+                "use sqlite:///path/to/file.db or postgresql://user@host/name"
+            ) from None
+        if url.drivername == "postgresql":
+            # psycopg2 (the postgres extra), whatever SQLAlchemy's default driver is
+            url = url.set(drivername="postgresql+psycopg2")
+        self.url: URL = url
+        self.dialect = url.get_backend_name()
+        self._memory_lock: threading.RLock | None = None
+        try:
+            if self.dialect == "sqlite":
+                self._engine = self._sqlite_engine(url, statement_timeout, pool_timeout)
+            elif self.dialect == "postgresql":
+                self._engine = self._postgres_engine(
+                    url, connect_timeout, statement_timeout, pool_timeout
+                )
+            else:
+                raise StoreError(
+                    f"unsupported database {self.dialect!r}; use sqlite:/// or postgresql://"
+                )
+        except ModuleNotFoundError as exc:
+            raise StoreError(
+                f"the database driver is not installed ({exc.name}); "
+                "for PostgreSQL: pip install 'penchant[postgres]'"
+            ) from None
+        except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError) as exc:
+            raise StoreError(f"bad database URL {self.display_url}: {exc}") from None
+        self._upsert_affinity = self._build_affinity_upsert()
 
-    # write path
+    # ------------------------------------------------------------ engines
+    @property
+    def display_url(self) -> str:
+        """The URL without its password, for messages."""
+        return self.url.render_as_string(hide_password=True)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def _sqlite_engine(self, url: URL, busy_timeout: float, pool_timeout: float) -> Engine:
+        memory = url.database in (None, "", ":memory:")
+        kwargs: dict[str, Any] = {
+            "connect_args": {"check_same_thread": False, "timeout": busy_timeout}
+        }
+        if memory:
+            # one shared connection, so every thread sees the same in-memory database
+            kwargs["poolclass"] = StaticPool
+            self._memory_lock = threading.RLock()
+        else:
+            kwargs["pool_timeout"] = pool_timeout
+        engine = sa.create_engine(url, **kwargs)
+        busy_ms = int(busy_timeout * 1000)
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # SQLAlchemy emits BEGIN itself (below), so SQLite's driver must not
+            dbapi_conn.isolation_level = None
+            dbapi_conn.create_function("power", 2, _sqlite_power, deterministic=True)
+            dbapi_conn.create_function("penchant_days", 2, _sqlite_days, deterministic=True)
+            cursor = dbapi_conn.cursor()
+            cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+            if not memory:
+                cursor.execute("PRAGMA journal_mode = WAL")
+                cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            # a writer takes the write lock up front, so the busy timeout applies to it
+            write = conn.get_execution_options().get("penchant_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+
+    @staticmethod
+    def _postgres_engine(
+        url: URL, connect_timeout: float, statement_timeout: float, pool_timeout: float
+    ) -> Engine:
+        connect_args: dict[str, Any] = {
+            "connect_timeout": max(1, math.ceil(connect_timeout)),
+            "options": f"-c statement_timeout={int(statement_timeout * 1000)}",
+            "application_name": "penchant",
+        }
+        return sa.create_engine(
+            url,
+            connect_args=connect_args,
+            pool_timeout=pool_timeout,
+            pool_pre_ping=True,  # a restarted server's dead connections are replaced, not used
+        )
+
+    def _insert(self, table: sa.Table) -> Any:
+        if self.dialect == "postgresql":
+            return pg_dialect.insert(table)
+        return sqlite_dialect.insert(table)
+
+    # -------------------------------------------------------- transactions
+    @contextmanager
+    def _begin(self, *, write: bool = False) -> Iterator[Connection]:
+        """One transaction; unreachable-database errors become :class:`StoreUnavailable`."""
+        guard: AbstractContextManager[Any] = self._memory_lock or nullcontext()
+        try:
+            with guard, self._engine.connect() as conn:
+                if write:
+                    conn.execution_options(penchant_write=True)
+                with conn.begin():
+                    yield conn
+        except StoreError:
+            raise
+        except Exception as exc:
+            if _is_unavailable(exc):
+                raise StoreUnavailable(
+                    f"database {self.display_url} unavailable: {describe_error(exc)}"
+                ) from exc
+            raise
+
+    def create_all(self) -> None:
+        """Create the tables and indexes that are missing (idempotent, safe to race)."""
+        with self._begin(write=True) as conn:
+            if self.dialect == "postgresql":
+                # several workers starting at once must not both create a table
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(726150001)"))
+            metadata.create_all(conn, checkfirst=True)
+
+    def dispose(self) -> None:
+        self._engine.dispose()
+
+    def ping(self) -> bool:
+        try:
+            with self._begin() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    # ---------------------------------------------------------- write path
     def record(
-        self, batch: Sequence[Interaction], deltas_for: "DeltasFor", rate: float
-    ) -> RecordResult: ...
+        self, batch: Sequence[Interaction], deltas_for: DeltasFor, rate: float
+    ) -> RecordResult:
+        """Store a batch and apply its affinity deltas, in one transaction.
 
-    # read path
-    def load_profile(self, user_id: str, *, history_limit: int = 50) -> VisitorProfile: ...
-    def popularity(self, since: datetime, *, limit_per_type: int = 500) -> Popularity: ...
+        Replayed events (same ``user_id`` and ``event_id``) are ignored and move
+        nothing. A data error retries row by row; rows that still fail go to the
+        dead-letter table. :class:`StoreUnavailable` means nothing was written.
+        """
+        if not batch:
+            return RecordResult(0, 0, 0)
+        unique: list[tuple[Interaction, dict[str, Any]]] = []
+        failed: list[tuple[Interaction, str]] = []
+        seen: set[tuple[str, str]] = set()
+        for event_ in batch:
+            key = (event_.user_id, event_.event_id)
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                unique.append((event_, self._row(event_)))
+            except Exception as exc:
+                failed.append((event_, describe_error(exc)))
+        # one lock order for every process: no deadlock on the unique index
+        unique.sort(key=lambda pair: (str(pair[1]["user_id"]), str(pair[1]["event_id"])))
+        for attempt in range(_TRANSIENT_RETRIES):
+            try:
+                inserted = self._record_batch(unique, failed, deltas_for, rate)
+                break
+            except StoreUnavailable as exc:
+                if attempt + 1 < _TRANSIENT_RETRIES and _is_transient(exc.__cause__ or exc):
+                    continue
+                raise
+            except Exception as exc:
+                logger.warning(
+                    "batch of %d interactions failed (%s); retrying row by row",
+                    len(unique),
+                    describe_error(exc),
+                )
+                inserted, failed = self._record_rows(unique, failed, deltas_for, rate)
+                break
+        else:  # pragma: no cover - the loop always breaks or raises
+            raise AssertionError("unreachable")
+        duplicates = len(batch) - len(inserted) - len(failed)
+        logger.debug(
+            "recorded %d interactions (%d duplicates, %d dead-lettered)",
+            len(inserted),
+            duplicates,
+            len(failed),
+        )
+        return RecordResult(
+            len(inserted),
+            duplicates,
+            len(failed),
+            tuple(inserted),
+            tuple(e for e, _ in failed),
+        )
 
-    # privacy and retention
-    def erase(self, user_id: str) -> int: ...
-    def export(self, user_id: str) -> dict[str, object]: ...
-    def purge(self, before: datetime) -> PurgeResult: ...
+    @staticmethod
+    def _row(event_: Interaction) -> dict[str, Any]:
+        return {
+            "user_id": event_.user_id,
+            "session_id": event_.session_id,
+            "interaction_type": event_.interaction_type,
+            "target_type": event_.target_type,
+            "target_id": event_.target_id,
+            "extra_data": _json_text(event_.extra_data),
+            "timestamp": _naive_utc(event_.timestamp),
+            "event_id": event_.event_id,
+        }
 
-    # monitoring
-    def daily_counts(self, since: datetime) -> list[tuple[str, str, int]]: ...
-    def engaged_visitors(self, since: datetime, *, minimum: int = 5) -> list[tuple[str, int]]: ...
+    def _insert_interactions(self) -> Any:
+        ui = user_interactions
+        return (
+            self._insert(ui)
+            .on_conflict_do_nothing(index_elements=["user_id", "event_id"])
+            .returning(ui.c.user_id, ui.c.event_id)
+        )
 
-    # meta
-    def get_meta(self, key: str) -> str | None: ...
-    def set_meta_if_absent(self, key: str, value: str) -> str: ...
+    def _record_batch(
+        self,
+        unique: list[tuple[Interaction, dict[str, Any]]],
+        failed: list[tuple[Interaction, str]],
+        deltas_for: DeltasFor,
+        rate: float,
+    ) -> list[Interaction]:
+        with self._begin(write=True) as conn:
+            inserted: list[Interaction] = []
+            if unique:
+                result = conn.execute(self._insert_interactions(), [row for _, row in unique])
+                new = {(r[0], r[1]) for r in result}
+                inserted = [e for e, _ in unique if (e.user_id, e.event_id) in new]
+            self._apply_deltas(conn, inserted, deltas_for, rate)
+            self._dead_letter(conn, failed)
+        return inserted
+
+    def _record_rows(
+        self,
+        unique: list[tuple[Interaction, dict[str, Any]]],
+        failed: list[tuple[Interaction, str]],
+        deltas_for: DeltasFor,
+        rate: float,
+    ) -> tuple[list[Interaction], list[tuple[Interaction, str]]]:
+        failed = list(failed)
+        statement = self._insert_interactions()
+        with self._begin(write=True) as conn:
+            inserted: list[Interaction] = []
+            for event_, row in unique:
+                try:
+                    with conn.begin_nested():
+                        if conn.execute(statement, row).first() is not None:
+                            inserted.append(event_)
+                except Exception as exc:
+                    if _is_unavailable(exc):
+                        raise
+                    failed.append((event_, describe_error(exc)))
+            self._apply_deltas(conn, inserted, deltas_for, rate)
+            self._dead_letter(conn, failed)
+        if failed:
+            logger.warning("dead-lettered %d interactions", len(failed))
+        return inserted, failed
+
+    def _dead_letter(self, conn: Connection, failed: Sequence[tuple[Interaction, str]]) -> None:
+        if not failed:
+            return
+        now = datetime.now(UTC).replace(tzinfo=None)
+        conn.execute(
+            dead_letter.insert(),
+            [{"failed_at": now, "error": err, "payload": _payload(e)} for e, err in failed],
+        )
+
+    def _build_affinity_upsert(self) -> Any:
+        uca = user_category_affinity
+        p = {
+            name: sa.bindparam(name, type_=kind)
+            for name, kind in (
+                ("p_user", sa.String()),
+                ("p_category", sa.Integer()),
+                ("p_score", sa.Float()),
+                ("p_raw", sa.Float()),
+                ("p_first", sa.DateTime()),
+                ("p_last", sa.DateTime()),
+                ("p_scale", sa.Float()),
+                ("p_add", sa.Float()),
+                ("p_cap", sa.Float()),
+                ("p_add_raw", sa.Float()),
+                ("p_rate", sa.Float()),
+            )
+        }
+
+        def as_float(value: Any) -> Any:
+            return sa.cast(value, sa.Float)
+
+        least: Any
+        greatest: Any
+        if self.dialect == "postgresql":
+            seconds = sa.extract("epoch", p["p_first"] - uca.c.last_updated)
+            days: Any = sa.func.greatest(0.0, as_float(seconds) / 86400.0)
+            least, greatest = sa.func.least, sa.func.greatest
+        else:
+            days = sa.func.penchant_days(p["p_first"], uca.c.last_updated)
+            # SQLite's multi-argument min() and max() are the scalar LEAST and GREATEST
+            least, greatest = sa.func.min, sa.func.max
+        factor = as_float(p["p_scale"]) * sa.func.power(as_float(p["p_rate"]), as_float(days))
+        statement = self._insert(uca).values(
+            user_id=p["p_user"],
+            category_id=p["p_category"],
+            affinity_score=p["p_score"],
+            raw_score=p["p_raw"],
+            last_updated=p["p_last"],
+        )
+        # the decay, the add and the cap happen in SQL, on the row as it is now
+        return statement.on_conflict_do_update(
+            index_elements=["user_id", "category_id"],
+            set_={
+                "affinity_score": least(
+                    as_float(p["p_cap"]), factor * uca.c.affinity_score + as_float(p["p_add"])
+                ),
+                "raw_score": factor * uca.c.raw_score + as_float(p["p_add_raw"]),
+                "last_updated": greatest(p["p_last"], uca.c.last_updated),
+            },
+        )
+
+    def _apply_deltas(
+        self,
+        conn: Connection,
+        inserted: Sequence[Interaction],
+        deltas_for: DeltasFor,
+        rate: float,
+    ) -> None:
+        if not inserted:
+            return
+        try:
+            deltas = deltas_for(inserted)
+        except Exception:
+            # the interactions are still worth keeping without their affinity update
+            logger.exception("computing affinity deltas failed; interactions stored without them")
+            return
+        for delta in sorted(deltas, key=lambda d: (d.user_id, d.category_id)):
+            conn.execute(
+                self._upsert_affinity,
+                {
+                    "p_user": delta.user_id,
+                    "p_category": delta.category_id,
+                    "p_score": min(delta.cap, delta.add),
+                    "p_raw": delta.add_raw,
+                    "p_first": _naive_utc(delta.first),
+                    "p_last": _naive_utc(delta.last),
+                    "p_scale": delta.scale,
+                    "p_add": delta.add,
+                    "p_cap": delta.cap,
+                    "p_add_raw": delta.add_raw,
+                    "p_rate": rate,
+                },
+            )
+
+    # ----------------------------------------------------------- read path
+    def load_profile(self, user_id: str, *, history_limit: int = 50) -> VisitorProfile:
+        """Affinities and the most recent catalog interactions (via the visitor-time index)."""
+        uca, ui = user_category_affinity, user_interactions
+        with self._begin() as conn:
+            affinities = conn.execute(
+                sa.select(
+                    uca.c.category_id, uca.c.affinity_score, uca.c.raw_score, uca.c.last_updated
+                ).where(uca.c.user_id == user_id)
+            ).all()
+            history = conn.execute(
+                sa.select(ui.c.interaction_type, ui.c.target_type, ui.c.target_id, ui.c.timestamp)
+                .where(ui.c.user_id == user_id, ui.c.target_id.is_not(None))
+                .order_by(ui.c.timestamp.desc())
+                .limit(history_limit)
+            ).all()
+        return VisitorProfile(
+            user_id,
+            {
+                row.category_id: AffinityState(
+                    row.category_id, row.affinity_score, row.raw_score, row.last_updated
+                )
+                for row in affinities
+            },
+            tuple(HistoryEntry(*row) for row in history),
+        )
+
+    def recent_history(
+        self, user_ids: Sequence[str], *, limit_per_user: int = 20
+    ) -> dict[str, list[HistoryEntry]]:
+        """Each visitor's latest catalog interactions, most recent first."""
+        ui = user_interactions
+        visitors = sorted(set(user_ids))
+        out: dict[str, list[HistoryEntry]] = {u: [] for u in visitors}
+        if not visitors or limit_per_user <= 0:
+            return out
+        with self._begin() as conn:
+            for chunk in _chunks(visitors, _UNION_CHUNK):
+                parts = [
+                    sa.select(
+                        ui.c.user_id,
+                        ui.c.interaction_type,
+                        ui.c.target_type,
+                        ui.c.target_id,
+                        ui.c.timestamp,
+                    )
+                    .where(ui.c.user_id == visitor, ui.c.target_id.is_not(None))
+                    .order_by(ui.c.timestamp.desc())
+                    .limit(limit_per_user)
+                    .subquery()
+                    .select()
+                    for visitor in chunk
+                ]
+                for row in conn.execute(sa.union_all(*parts)):
+                    out[row[0]].append(HistoryEntry(row[1], row[2], row[3], row[4]))
+        for entries in out.values():
+            entries.sort(key=lambda h: h.timestamp, reverse=True)
+        return out
+
+    def popularity(self, since: datetime, *, limit_per_type: int = 500) -> Popularity:
+        """Distinct visitors per target since ``since``: one visitor counts once."""
+        ui = user_interactions
+        visitors = sa.func.count(sa.distinct(ui.c.user_id))
+        with self._begin() as conn:
+            rows = conn.execute(
+                sa.select(ui.c.target_type, ui.c.target_id, visitors)
+                .where(ui.c.timestamp >= _naive_utc(since), ui.c.target_id.is_not(None))
+                .group_by(ui.c.target_type, ui.c.target_id)
+            ).all()
+        by_type: dict[str, list[tuple[int, int]]] = {}
+        for target_type, target_id, count in rows:
+            by_type.setdefault(target_type, []).append((target_id, int(count)))
+        counts: dict[str, dict[int, int]] = {}
+        for target_type, pairs in by_type.items():
+            pairs.sort(key=lambda pair: (-pair[1], pair[0]))
+            counts[target_type] = dict(pairs[:limit_per_type])
+        return Popularity(counts)
+
+    # ------------------------------------------------------ co-occurrence
+    def add_neighbours(
+        self, increments: Mapping[tuple[ItemKey, ItemKey], float], at: datetime
+    ) -> None:
+        """Add co-occurrence increments to each (item, neighbour) score, atomically."""
+        n = item_neighbours
+        when = _naive_utc(at)
+        rows = [
+            {
+                "item_type": item[0],
+                "item_id": item[1],
+                "neighbour_type": other[0],
+                "neighbour_id": other[1],
+                "score": float(value),
+                "last_updated": when,
+            }
+            for (item, other), value in sorted(increments.items())
+            if item != other and math.isfinite(value) and value != 0
+        ]
+        if not rows:
+            return
+        statement = self._insert(n)
+        statement = statement.on_conflict_do_update(
+            index_elements=["item_type", "item_id", "neighbour_type", "neighbour_id"],
+            set_={
+                "score": n.c.score + statement.excluded.score,
+                "last_updated": statement.excluded.last_updated,
+            },
+        )
+        with self._begin(write=True) as conn:
+            conn.execute(statement, rows)
+
+    def neighbours(
+        self, keys: Iterable[ItemKey], *, limit_per_item: int = 20
+    ) -> dict[ItemKey, list[tuple[ItemKey, float]]]:
+        """Each item's best neighbours, best first."""
+        n = item_neighbours
+        wanted = sorted(set(keys))
+        out: dict[ItemKey, list[tuple[ItemKey, float]]] = {k: [] for k in wanted}
+        if not wanted or limit_per_item <= 0:
+            return out
+        with self._begin() as conn:
+            for chunk in _chunks(wanted, _UNION_CHUNK):
+                parts = [
+                    sa.select(
+                        n.c.item_type, n.c.item_id, n.c.neighbour_type, n.c.neighbour_id, n.c.score
+                    )
+                    .where(n.c.item_type == item_type, n.c.item_id == item_id)
+                    .order_by(n.c.score.desc())
+                    .limit(limit_per_item)
+                    .subquery()
+                    .select()
+                    for item_type, item_id in chunk
+                ]
+                for row in conn.execute(sa.union_all(*parts)):
+                    out[(row[0], row[1])].append(((row[2], row[3]), float(row[4])))
+        for found in out.values():
+            found.sort(key=lambda pair: (-pair[1], pair[0]))
+        return out
+
+    def trim_neighbours(self, keep: int) -> int:
+        """Keep each item's ``keep`` best neighbours; return how many rows were deleted."""
+        n = item_neighbours
+        rank = (
+            sa.func.row_number()
+            .over(
+                partition_by=(n.c.item_type, n.c.item_id),
+                order_by=(n.c.score.desc(), n.c.neighbour_type, n.c.neighbour_id),
+            )
+            .label("rank")
+        )
+        ranked = sa.select(
+            n.c.item_type, n.c.item_id, n.c.neighbour_type, n.c.neighbour_id, rank
+        ).subquery()
+        doomed = sa.select(
+            ranked.c.item_type, ranked.c.item_id, ranked.c.neighbour_type, ranked.c.neighbour_id
+        ).where(ranked.c.rank > max(0, keep))
+        key = sa.tuple_(n.c.item_type, n.c.item_id, n.c.neighbour_type, n.c.neighbour_id)
+        with self._begin(write=True) as conn:
+            return int(conn.execute(sa.delete(n).where(key.in_(doomed))).rowcount or 0)
+
+    # ------------------------------------------------- privacy and retention
+    def erase(self, user_id: str) -> int:
+        """Delete a visitor's interactions and affinities; return the rows deleted."""
+        with self._begin(write=True) as conn:
+            a = conn.execute(
+                sa.delete(user_interactions).where(user_interactions.c.user_id == user_id)
+            ).rowcount
+            b = conn.execute(
+                sa.delete(user_category_affinity).where(user_category_affinity.c.user_id == user_id)
+            ).rowcount
+        logger.debug("erased %d rows", a + b)
+        return int(a + b)
+
+    def export(self, user_id: str) -> dict[str, object]:
+        """Everything stored about one visitor, JSON-ready (data portability)."""
+        ui, uca = user_interactions, user_category_affinity
+        with self._begin() as conn:
+            interactions = conn.execute(
+                sa.select(
+                    ui.c.event_id,
+                    ui.c.session_id,
+                    ui.c.interaction_type,
+                    ui.c.target_type,
+                    ui.c.target_id,
+                    ui.c.extra_data,
+                    ui.c.timestamp,
+                )
+                .where(ui.c.user_id == user_id)
+                .order_by(ui.c.timestamp, ui.c.id)
+            ).all()
+            affinities = conn.execute(
+                sa.select(
+                    uca.c.category_id, uca.c.affinity_score, uca.c.raw_score, uca.c.last_updated
+                )
+                .where(uca.c.user_id == user_id)
+                .order_by(uca.c.category_id)
+            ).all()
+        return {
+            "user_id": user_id,
+            "interactions": [
+                {
+                    "event_id": row.event_id,
+                    "session_id": row.session_id,
+                    "interaction_type": row.interaction_type,
+                    "target_type": row.target_type,
+                    "target_id": row.target_id,
+                    "extra_data": _load_json(row.extra_data),
+                    "timestamp": _iso(row.timestamp),
+                }
+                for row in interactions
+            ],
+            "affinities": [
+                {
+                    "category_id": row.category_id,
+                    "affinity_score": row.affinity_score,
+                    "raw_score": row.raw_score,
+                    "last_updated": _iso(row.last_updated),
+                }
+                for row in affinities
+            ],
+        }
+
+    def _expired(self, before: datetime) -> tuple[Any, Any, Any]:
+        cutoff = _naive_utc(before)
+        return (
+            user_interactions.c.timestamp < cutoff,
+            user_category_affinity.c.last_updated < cutoff,
+            dead_letter.c.failed_at < cutoff,
+        )
+
+    def purge(self, before: datetime) -> PurgeResult:
+        """Delete interactions older than ``before`` and affinities not updated since."""
+        old_interactions, old_affinities, old_dead = self._expired(before)
+        with self._begin(write=True) as conn:
+            result = PurgeResult(
+                int(conn.execute(sa.delete(user_interactions).where(old_interactions)).rowcount),
+                int(conn.execute(sa.delete(user_category_affinity).where(old_affinities)).rowcount),
+                int(conn.execute(sa.delete(dead_letter).where(old_dead)).rowcount),
+            )
+        logger.debug("purged %s", result)
+        return result
+
+    def purge_counts(self, before: datetime) -> PurgeResult:
+        """What :meth:`purge` would delete, without deleting it."""
+        old_interactions, old_affinities, old_dead = self._expired(before)
+        count = sa.func.count()
+        with self._begin() as conn:
+            return PurgeResult(
+                int(
+                    conn.scalar(
+                        sa.select(count).select_from(user_interactions).where(old_interactions)
+                    )
+                    or 0
+                ),
+                int(
+                    conn.scalar(
+                        sa.select(count).select_from(user_category_affinity).where(old_affinities)
+                    )
+                    or 0
+                ),
+                int(conn.scalar(sa.select(count).select_from(dead_letter).where(old_dead)) or 0),
+            )
+
+    # ------------------------------------------------------------ monitoring
+    def daily_counts(self, since: datetime) -> list[tuple[str, str, int]]:
+        """Interactions per day and type since ``since`` (the original's volume query)."""
+        ui = user_interactions
+        day = sa.func.date(ui.c.timestamp)
+        with self._begin() as conn:
+            rows = conn.execute(
+                sa.select(day, ui.c.interaction_type, sa.func.count())
+                .where(ui.c.timestamp >= _naive_utc(since))
+                .group_by(day, ui.c.interaction_type)
+                .order_by(day, ui.c.interaction_type)
+            ).all()
+        return [(_iso(d), str(kind), int(n)) for d, kind, n in rows]
+
+    def engaged_visitors(
+        self, since: datetime, *, minimum: int = 5, limit: int = 100
+    ) -> list[tuple[str, int]]:
+        """Visitors with more than ``minimum`` interactions since ``since``, most active first."""
+        ui = user_interactions
+        count = sa.func.count()
+        with self._begin() as conn:
+            rows = conn.execute(
+                sa.select(ui.c.user_id, count)
+                .where(ui.c.timestamp >= _naive_utc(since))
+                .group_by(ui.c.user_id)
+                .having(count > minimum)
+                .order_by(count.desc(), ui.c.user_id)
+                .limit(limit)
+            ).all()
+        return [(str(user), int(n)) for user, n in rows]
+
+    def top_categories(self, limit: int = 10) -> list[tuple[int, float]]:
+        """Categories by summed affinity over all visitors, highest first."""
+        uca = user_category_affinity
+        total = sa.func.sum(uca.c.affinity_score)
+        with self._begin() as conn:
+            rows = conn.execute(
+                sa.select(uca.c.category_id, total)
+                .group_by(uca.c.category_id)
+                .order_by(total.desc(), uca.c.category_id)
+                .limit(limit)
+            ).all()
+        return [(int(cid), float(score)) for cid, score in rows]
+
+    def dead_letter_count(self) -> int:
+        with self._begin() as conn:
+            return int(conn.scalar(sa.select(sa.func.count()).select_from(dead_letter)) or 0)
+
+    def count_interactions(self, user_id: str | None = None) -> int:
+        ui = user_interactions
+        query = sa.select(sa.func.count()).select_from(ui)
+        if user_id is not None:
+            query = query.where(ui.c.user_id == user_id)
+        with self._begin() as conn:
+            return int(conn.scalar(query) or 0)
+
+    # ------------------------------------------------------------------ meta
+    def get_meta(self, key: str) -> str | None:
+        with self._begin() as conn:
+            value = conn.scalar(sa.select(meta.c.value).where(meta.c.key == key))
+        return None if value is None else str(value)
+
+    def set_meta_if_absent(self, key: str, value: str) -> str:
+        """Store ``value`` unless ``key`` has one; return the stored value (race-safe)."""
+        statement = self._insert(meta).values(key=key, value=value)
+        with self._begin(write=True) as conn:
+            conn.execute(statement.on_conflict_do_nothing(index_elements=["key"]))
+            stored = conn.scalar(sa.select(meta.c.value).where(meta.c.key == key))
+        return str(stored)
 
 
-DeltasFor = "Callable[[Sequence[Interaction]], list[AffinityDelta]]"
-_unused: tuple[object, ...] = (Iterable, Mapping, AffinityState, HistoryEntry)
+def _load_json(text: str | None) -> object:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
