@@ -1,0 +1,163 @@
+"""Small host sites wrapped by penchant, shared by the reliability and security tests.
+
+A catalog of a few categories and items, a Starlette app and a bare WSGI app
+that serve HTML pages (using the lazy personalization object on some), and
+helpers to read what the database holds.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import sqlalchemy as sa
+
+from penchant import Catalog, Category, Item
+
+__all__ = [
+    "BEACON",
+    "all_rows",
+    "beacon_event",
+    "count_rows",
+    "engine_for",
+    "small_catalog",
+    "starlette_site",
+    "wsgi_site",
+]
+
+BEACON = "/personalization/track-interaction"
+
+
+def small_catalog() -> Catalog:
+    categories = [
+        Category(1, "Injectables", "injectables", ("botox", "filler")),
+        Category(2, "Skin", "skin", ("peel", "laser")),
+        Category(3, "Body", "body", ("liposuction",)),
+    ]
+    procedures = [Item("procedure", i, f"Procedure {i}", ((i % 3) + 1,)) for i in range(1, 10)]
+    doctors = [Item("doctor", i, f"Doctor {i}", procedure_ids=(i, i + 1)) for i in range(1, 5)]
+    packages = [Item("package", i, f"Package {i}", procedure_ids=(i,)) for i in range(1, 3)]
+    return Catalog(categories, [*procedures, *doctors, *packages])
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        "<!doctype html><html><head><title>"
+        + html.escape(title)
+        + "</title></head><body>"
+        + body
+        + "</body></html>"
+    )
+
+
+def _recommended(personalization: Any) -> str:
+    if personalization is None:
+        return ""
+    names = [html.escape(r.item.name) for r in personalization.procedures()]
+    tag = personalization.script_tag() if hasattr(personalization, "script_tag") else ""
+    return "<ul>" + "".join(f"<li>{n}</li>" for n in names) + "</ul>" + str(tag)
+
+
+def starlette_site() -> Any:
+    """A Starlette app: a home page, procedure pages that ask for recommendations, a form."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse, JSONResponse
+    from starlette.routing import Route
+
+    async def home(request: Request) -> HTMLResponse:
+        return HTMLResponse(_page("Home", "<h1>Welcome</h1>"))
+
+    async def procedure(request: Request) -> HTMLResponse:
+        personalization = request.scope.get("penchant.personalization")
+        pid = int(request.path_params["pid"])
+        return HTMLResponse(_page(f"Procedure {pid}", _recommended(personalization)))
+
+    async def contact(request: Request) -> HTMLResponse:
+        form = await request.form()
+        return HTMLResponse(_page("Thanks", f"<p>{len(form)} fields</p>"))
+
+    async def api(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    return Starlette(
+        routes=[
+            Route("/", home),
+            Route("/procedures/{pid:int}", procedure),
+            Route("/contact", contact, methods=["POST"]),
+            Route("/api/ping", api),
+        ]
+    )
+
+
+def wsgi_site() -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
+    """The same pages as a bare WSGI callable."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if path == "/api/ping":
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [b'{"ok": true}']
+        if path.startswith("/procedures/") and path.rsplit("/", 1)[1].isdigit():
+            personalization = environ.get("penchant.personalization")
+            body = _page(path, _recommended(personalization))
+        elif path == "/contact":
+            size = int(environ.get("CONTENT_LENGTH") or 0)
+            environ["wsgi.input"].read(size)
+            body = _page("Thanks", "<p>sent</p>")
+        else:
+            body = _page("Home", "<h1>Welcome</h1>")
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+        return [body.encode()]
+
+    return app
+
+
+def beacon_event(
+    event_id: str,
+    *,
+    interaction_type: str = "click",
+    target_type: str = "procedure",
+    target_id: int | None = 1,
+    **extra: Any,
+) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "interaction_type": interaction_type,
+        "target_type": target_type,
+        "target_id": target_id,
+        "event_id": event_id,
+    }
+    event.update(extra)
+    return event
+
+
+def engine_for(database_url: str) -> sa.Engine:
+    """A plain engine of the test's own (psycopg2 for PostgreSQL), no pooling."""
+    url = sa.make_url(database_url)
+    if url.get_backend_name() == "postgresql":
+        url = url.set(drivername="postgresql+psycopg2")
+    return sa.create_engine(url, poolclass=sa.NullPool)
+
+
+def count_rows(database_url: str, table: str = "user_interactions") -> int:
+    engine = engine_for(database_url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text(f"select count(*) from {table}")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def all_rows(database_url: str, table: str) -> list[dict[str, Any]]:
+    engine = engine_for(database_url)
+    try:
+        with engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(sa.text(f"select * from {table}"))]
+    finally:
+        engine.dispose()
+
+
+def as_json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
