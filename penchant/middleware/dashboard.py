@@ -110,9 +110,12 @@ def collect(
     days: int = 30,
     engaged_minimum: int = 5,
     limit: int = 10,
-    experiment: Report | None = None,
+    experiment: Report | Callable[[], Report | None] | None = None,
 ) -> DashboardData:
-    """Read what the page shows; a failing query leaves its panel empty and says why."""
+    """Read what the page shows; a failing query leaves its panel empty and says why.
+
+    ``experiment`` is the A/B report, or a callable that builds it.
+    """
     catalog = catalog if catalog is not None else Catalog()
     since = datetime.combine(now.date() - timedelta(days=days - 1), datetime.min.time())
     errors: list[str] = []
@@ -146,6 +149,9 @@ def collect(
     if callable(latest):
         rows = attempt("recent interactions", lambda: list(latest(limit)), [])
         recent = [_recent_row(row, catalog) for row in rows]
+    report = experiment
+    if callable(experiment):
+        report = attempt("A/B results", experiment, None)
     return DashboardData(
         generated_at=now,
         daily=[(str(d), str(t), int(n)) for d, t, n in daily],
@@ -155,7 +161,7 @@ def collect(
         writer=dict(stats),
         dead_lettered=None if dead_lettered is None else int(dead_lettered),
         recent=recent,
-        experiment=experiment,
+        experiment=report if isinstance(report, Report) else None,
         errors=errors,
     )
 
@@ -313,7 +319,7 @@ def bar_chart(
     row_height: int = 24,
 ) -> BarChart:
     """Horizontal bars for (label, value, value as text) rows, longest value full width."""
-    label_w, value_w = 200, 60
+    label_w, value_w = 250, 50
     plot_w = width - label_w - value_w
     top_value = max((v for _, v, _ in rows), default=0.0) or 1.0
     bars: list[Bar] = []
@@ -514,6 +520,7 @@ _TEMPLATE = """<!doctype html>
 </section>
 
 <section><h2>Writer health</h2>
+<p class="note">This process's writer, since it started.</p>
 <div class="stats">
 {% for label, value, bad in writer_stats %}
 <div class="stat{{ ' bad' if bad }}"><b>{{ value }}</b><span>{{ label }}</span></div>
@@ -609,7 +616,7 @@ _HBAR = """{% macro hbar(chart, title) -%}
  fill="{{ b.colour }}"><title>{{ b.title }}</title></rect>
 {% endfor %}
 {% for y, label, value in chart.rows %}
-<text class="label" x="0" y="{{ y }}">{{ label|truncate(30, true, "...") }}</text>
+<text class="label" x="0" y="{{ y }}">{{ label|truncate(36, true, "...") }}</text>
 <text x="{{ chart.width }}" y="{{ y }}" text-anchor="end">{{ value }}</text>
 {% endfor %}
 </svg>
@@ -759,11 +766,17 @@ def respond(
     authorization_header: str | None,
     query_token: str | None,
     now: datetime,
-    experiment: Report | None = None,
+    experiment: Report | Callable[[], Report | None] | None = None,
 ) -> tuple[int, tuple[tuple[str, str], ...], bytes]:
-    """``(status, headers, body)`` of a dashboard request: 401 unless authorized."""
+    """``(status, headers, body)`` of a dashboard request: 401 unless authorized.
+
+    Without an ``experiment``, the service's own ``report()`` is used when it has one.
+    """
     if not authorized(authorization_header, query_token, service.settings):
         return 401, UNAUTHORIZED_HEADERS, b"Dashboard credentials required.\n"
+    if experiment is None:
+        build = getattr(service, "report", None)
+        experiment = build if callable(build) else None
     data = collect(
         service.store,
         service.health(),
