@@ -32,7 +32,7 @@ viewed (``context``) is never recommended to itself.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -79,6 +79,7 @@ _CO_EVIDENCE = 1.0  # distinct items at which co-occurrence gets half the weight
 _CAT_EVIDENCE = 1.0  # raw affinity at which category affinity gets half its share
 _CAT_PRIOR = 1.0  # pseudo-count of raw affinity the popular categories contribute
 _TOP_CATEGORIES = 3  # categories whose popular items become candidates
+_CAT_CO_SHARE = 0.5  # share of co-viewed items' categories in the category prediction
 _DEMOTE = 0.5  # score factor for an already seen item when it is not excluded
 _ORIGINAL_TOP = 3  # the original strategy's number of top categories
 
@@ -262,38 +263,62 @@ def recommend(
     if limit <= 0:
         return []
     target_type = CONTENT_TYPES[content_type]
-    anonymous = profile is None or profile.is_empty
+    if profile is not None and profile.is_empty:
+        profile = None
+    ranked: Iterable[tuple[TargetKey, float, Reason]]
     if target_type == "category":
-        if anonymous or profile is None:
-            scored = _contextual_categories(catalog, popularity, context)
+        if profile is None:
+            ranked = _contextual_categories(catalog, context)
         elif strategy == "original":
-            scored = _original_categories(catalog, profile)
+            ranked = _original_categories(catalog, profile)
         else:
-            scored = _blended_categories(catalog, popularity, profile, now, rate)
-        return _select(scored, catalog, popularity, target_type, limit, 0, frozenset(), context)
+            ranked = _blended_categories(
+                catalog, popularity, neighbours, profile, now, rate, limit, context
+            )
+        return _select(ranked, catalog, popularity, target_type, limit, 0, frozenset(), context)
 
     seen: frozenset[TargetKey] = frozenset()
-    if profile is not None and exclude_seen:
-        seen = frozenset((h.target_type, h.target_id) for h in profile.history)
-    if anonymous or profile is None:
-        scored = _contextual_items(catalog, popularity, neighbours, target_type, context, limit)
+    demote: frozenset[TargetKey] = frozenset()
+    if profile is not None:
+        history = frozenset((h.target_type, h.target_id) for h in profile.history)
+        seen, demote = (history, frozenset()) if exclude_seen else (frozenset(), history)
+    if context is not None:
+        seen = seen | {context}  # never recommend the page being viewed to itself
+    if profile is None:
+        ranked = _contextual_items(catalog, popularity, neighbours, target_type, context, limit)
     elif strategy == "original":
-        scored = _original_items(catalog, popularity, profile, target_type, limit, seen)
+        ranked = _original_items(catalog, popularity, profile, target_type, limit, seen)
     else:
-        scored = _blended_items(
-            catalog, popularity, neighbours, profile, target_type, now, rate, limit, seen, context
+        ranked = _blended_items(
+            catalog,
+            popularity,
+            neighbours,
+            profile,
+            target_type,
+            now,
+            rate,
+            limit,
+            seen,
+            context,
+            demote,
+            everything_needed=max_per_category > 0,
         )
-        if not exclude_seen:
-            scored = _demote_seen(scored, profile)
-    return _select(scored, catalog, popularity, target_type, limit, max_per_category, seen, context)
+    return _select(ranked, catalog, popularity, target_type, limit, max_per_category, seen, context)
 
 
 # ------------------------------------------------------------------ selection
 _Scored = dict[TargetKey, tuple[float, Reason]]
+_Ranked = list[tuple[TargetKey, float, Reason]]
+
+
+def _best_first(scored: _Scored, n: int) -> _Ranked:
+    """The ``n`` best scored keys, best first; ties go to the lower id, as in popular."""
+    top = heapq.nlargest(n, scored.items(), key=lambda kv: (kv[1][0], -kv[0][1]))
+    return [(key, score, reason) for key, (score, reason) in top]
 
 
 def _select(
-    scored: _Scored,
+    ranked: Iterable[tuple[TargetKey, float, Reason]],
     catalog: Catalog,
     popularity: Popularity,
     target_type: str,
@@ -302,37 +327,28 @@ def _select(
     exclude: frozenset[TargetKey],
     context: TargetKey | None,
 ) -> list[Recommendation]:
-    """Best scored first, under the diversity cap; then popular content fills."""
+    """``ranked`` in its order under the diversity cap; then popular content fills."""
     skip = exclude | {context} if context is not None else exclude
-    # Ties go to the lower id, as in the popular order.
-    ranked = heapq.nlargest(
-        len(scored) if max_per_category else limit,
-        (
-            (score, -key[1], key, reason)
-            for key, (score, reason) in scored.items()
-            if key not in skip
-        ),
-    )
     fill = popularity.order(catalog, target_type)
     out: list[Recommendation] = []
     taken: set[TargetKey] = set()
     per_category: dict[int, int] = {}
 
-    def admit(candidate: Item | Category, score: float, reason: Reason, capped: bool) -> bool:
+    def admit(candidate: Item | Category, score: float, reason: Reason, capped: bool) -> None:
         key = (candidate.target_type, candidate.id)
         if key in taken or key in skip:
-            return False
+            return
         if capped and max_per_category and isinstance(candidate, Item) and candidate.category_ids:
             primary = candidate.category_ids[0]
             if per_category.get(primary, 0) >= max_per_category:
-                return False
+                return
             per_category[primary] = per_category.get(primary, 0) + 1
         taken.add(key)
         out.append(Recommendation(candidate, score, reason))
-        return True
 
+    # A second pass without the cap only when the capped one could not fill the list.
     for capped in (True, False) if max_per_category else (True,):
-        for score, _, key, reason in ranked:
+        for key, score, reason in ranked:
             if len(out) >= limit:
                 return out
             candidate = _lookup(catalog, key)
@@ -341,12 +357,10 @@ def _select(
         for candidate in fill.ranked:
             if len(out) >= limit:
                 return out
-            if (candidate.target_type, candidate.id) not in taken:
-                # Filled items score their share of visitors, on the scale of blended scores.
-                count = popularity.of(target_type, candidate.id)
-                share = count / fill.total if fill.total else 0.0
-                reason = Reason("popular", _first_category(candidate, catalog))
-                admit(candidate, share, reason, capped)
+            # Filled content scores its share of visitors, on the scale of blended scores.
+            count = popularity.of(target_type, candidate.id)
+            share = count / fill.total if fill.total else 0.0
+            admit(candidate, share, Reason("popular", _first_category(candidate, catalog)), capped)
     return out
 
 
@@ -368,9 +382,8 @@ def _popular_rec(
     candidate: Item | Category, catalog: Catalog, popularity: Popularity
 ) -> Recommendation:
     count = popularity.of(candidate.target_type, candidate.id)
-    return Recommendation(
-        candidate, float(count), Reason("popular", _first_category(candidate, catalog))
-    )
+    reason = Reason("popular", _first_category(candidate, catalog))
+    return Recommendation(candidate, float(count), reason)
 
 
 def _first_category(candidate: Item | Category, catalog: Catalog) -> Category | None:
@@ -391,53 +404,47 @@ def _contextual_items(
     target_type: str,
     context: TargetKey | None,
     limit: int,
-) -> _Scored:
-    """Co-viewed items of the page's item, then popular items of its categories."""
-    scored: _Scored = {}
-    if context is None:
-        return scored
-    source = _lookup(catalog, context)
-    if source is None:
-        return scored
-    # Co-viewed items rank above every merely related one: offset by one.
-    related = _neighbour_distribution(neighbours.get(context, ()), target_type)
-    for key, share in related.items():
-        scored[key] = (1.0 + share, Reason("co_viewed", source))
+) -> _Ranked:
+    """Co-viewed items of the page's target, then popular items of its categories."""
+    ranked: _Ranked = []
+    source = _lookup(catalog, context) if context is not None else None
+    if context is None or source is None:
+        return ranked
+    co, _ = _co_viewed(neighbours, [context], (target_type,), ())
+    for key, share in sorted(co.items(), key=lambda kv: (-kv[1], kv[0][1])):
+        ranked.append((key, share, Reason("co_viewed", source)))
     category_ids = (source.id,) if isinstance(source, Category) else source.category_ids
     for cid in category_ids:
         category = catalog.category(cid)
         order = popularity.order(catalog, target_type, cid)
         for item in order.ranked[: 2 * limit + 1]:
-            key = (target_type, item.id)
-            if key not in scored:
-                share = popularity.of(target_type, item.id) / order.total if order.total else 0.0
-                scored[key] = (share, Reason("contextual", category))
-    return scored
+            share = popularity.of(target_type, item.id) / order.total if order.total else 0.0
+            ranked.append(((target_type, item.id), share, Reason("contextual", category)))
+    return ranked
 
 
-def _contextual_categories(
-    catalog: Catalog, popularity: Popularity, context: TargetKey | None
-) -> _Scored:
+def _contextual_categories(catalog: Catalog, context: TargetKey | None) -> _Ranked:
     """The categories of the page's item first (then popular ones)."""
-    scored: _Scored = {}
     if context is None or context[0] == "category":
-        return scored
+        return []
     source = catalog.item(context[0], context[1])
     if source is None:
-        return scored
-    for rank, cid in enumerate(source.category_ids):
-        if catalog.category(cid) is not None:
-            scored[("category", cid)] = (1.0 / (1 + rank), Reason("contextual", source))
-    return scored
+        return []
+    return [
+        (("category", cid), 1.0 / (1 + rank), Reason("contextual", source))
+        for rank, cid in enumerate(source.category_ids)
+    ]
 
 
 # ------------------------------------------------------------------ original
-def _original_categories(catalog: Catalog, profile: VisitorProfile) -> _Scored:
-    return {
+def _original_categories(catalog: Catalog, profile: VisitorProfile) -> _Ranked:
+    """Categories by stored (capped) affinity score, ties to the lower id."""
+    scored: _Scored = {
         ("category", cid): (state.score, Reason("category_affinity", category))
         for cid, state in profile.affinities.items()
         if (category := catalog.category(cid)) is not None
     }
+    return _best_first(scored, len(scored))
 
 
 def _original_items(
@@ -447,43 +454,17 @@ def _original_items(
     target_type: str,
     limit: int,
     seen: frozenset[TargetKey],
-) -> _Scored:
+) -> _Ranked:
     """Items of the top categories by stored affinity, most popular first within one."""
-    top = heapq.nlargest(
-        _ORIGINAL_TOP,
-        ((state.score, -cid) for cid, state in profile.affinities.items() if catalog.category(cid)),
-    )
-    scored: _Scored = {}
-    for rank, (score, neg_cid) in enumerate(top):
-        category = catalog.category(-neg_cid)
-        order = popularity.order(catalog, target_type, -neg_cid)
-        taken = 0
-        for position, item in enumerate(order.ranked):
-            key = (target_type, item.id)
-            if key in seen or key in scored:
-                continue
-            # Category affinity first, then category rank, then popularity within it.
-            scored[key] = (
-                score - rank * 1e-6 - position * 1e-9,
-                Reason("category_affinity", category),
-            )
-            taken += 1
-            if taken >= limit:
-                break
-    return scored
+    top = _original_categories(catalog, profile)[:_ORIGINAL_TOP]
+    ranked: _Ranked = []
+    for (_, cid), score, reason in top:
+        for key in _head(popularity.order(catalog, target_type, cid), target_type, seen, limit):
+            ranked.append((key, score, reason))
+    return ranked
 
 
 # ------------------------------------------------------------------- blended
-def _neighbour_distribution(
-    related: Sequence[tuple[TargetKey, float]], target_type: str
-) -> dict[TargetKey, float]:
-    """One item's neighbours of ``target_type`` as shares of their total weight."""
-    total = sum(w for key, w in related if key[0] == target_type and w > 0)
-    if total <= 0:
-        return {}
-    return {key: w / total for key, w in related if key[0] == target_type and w > 0}
-
-
 def _recent_items(profile: VisitorProfile, context: TargetKey | None) -> list[TargetKey]:
     """Distinct recent items, most recent first (the page being viewed leads)."""
     out: dict[TargetKey, None] = {}
@@ -497,47 +478,141 @@ def _recent_items(profile: VisitorProfile, context: TargetKey | None) -> list[Ta
     return list(out)
 
 
-def _category_shares(
-    catalog: Catalog, popularity: Popularity, profile: VisitorProfile, now: datetime, rate: float
-) -> tuple[dict[int, float], float]:
-    """P(category) for this visitor: decayed affinity shrunk towards popular categories.
+def _co_viewed(
+    neighbours: NeighbourMap,
+    recent: Sequence[TargetKey],
+    types: Container[str],
+    seen: Container[TargetKey],
+) -> tuple[dict[TargetKey, float], dict[TargetKey, tuple[float, TargetKey]]]:
+    """Neighbours (of ``types``, not ``seen``) of the recent items as one distribution.
 
-    Returns the shares and the total raw affinity behind them (the evidence).
+    The k-th recent item weighs ``_RECENCY**k``. Returns the shares (summing to
+    1, or empty) and, per neighbour, the largest part one recent item gave it,
+    with that item: the reason's source.
     """
-    raw = {
-        cid: state.raw_at(now, rate)
-        for cid, state in profile.affinities.items()
-        if catalog.category(cid) is not None
-    }
-    evidence = sum(v for v in raw.values() if v > 0)
+    co: dict[TargetKey, float] = {}
+    source: dict[TargetKey, tuple[float, TargetKey]] = {}
+    weight_sum = 0.0
+    r = 1.0
+    for origin in recent:
+        picked = [
+            (key, w)
+            for key, w in neighbours.get(origin, ())
+            if w > 0 and key[0] in types and key not in seen
+        ]
+        total = sum(w for _, w in picked)
+        if total > 0:
+            weight_sum += r
+            scale = r / total
+            for key, w in picked:
+                part = scale * w
+                co[key] = co.get(key, 0.0) + part
+                best = source.get(key)
+                if best is None or part > best[0]:
+                    source[key] = (part, origin)
+        r *= _RECENCY
+    if weight_sum > 0:
+        co = {key: value / weight_sum for key, value in co.items()}
+    return co, source
+
+
+def _category_shares(
+    catalog: Catalog,
+    popularity: Popularity,
+    profile: VisitorProfile,
+    now: datetime,
+    rate: float,
+) -> tuple[dict[int, float], float]:
+    """P(category): the visitor's decayed raw affinity shrunk towards popular categories.
+
+    ``(raw_c + _CAT_PRIOR * prior_c) / (sum(raw) + _CAT_PRIOR)``, with ``prior_c``
+    the category's share of distinct visitors. Raw affinity keeps the order the
+    capped score loses. Returns the shares and the total raw affinity (the evidence).
+    """
+    raw: dict[int, float] = {}
+    for cid, state in profile.affinities.items():
+        value = state.raw_at(now, rate)
+        if value > 0 and catalog.category(cid) is not None:
+            raw[cid] = value
+    evidence = sum(raw.values())
     order = popularity.order(catalog, "category")
-    shares: dict[int, float] = {}
     denominator = evidence + _CAT_PRIOR
+    shares: dict[int, float] = {}
     for category in order.ranked:
-        prior = (
-            popularity.of("category", category.id) / order.total
-            if order.total
-            else 1.0 / len(order.ranked)
-        )
-        value = (max(raw.get(category.id, 0.0), 0.0) + _CAT_PRIOR * prior) / denominator
+        if order.total:
+            prior = popularity.of("category", category.id) / order.total
+        else:
+            prior = 1.0 / len(order.ranked)
+        value = (raw.get(category.id, 0.0) + _CAT_PRIOR * prior) / denominator
         if value > 0:
             shares[category.id] = value
     return shares, evidence
 
 
 def _blended_categories(
-    catalog: Catalog, popularity: Popularity, profile: VisitorProfile, now: datetime, rate: float
-) -> _Scored:
+    catalog: Catalog,
+    popularity: Popularity,
+    neighbours: NeighbourMap,
+    profile: VisitorProfile,
+    now: datetime,
+    rate: float,
+    limit: int,
+    context: TargetKey | None,
+) -> _Ranked:
+    """The categories most likely to hold the visitor's next item, as a covering list.
+
+    The next item's categories are predicted by a mixture of the shrunk
+    affinities and the categories of co-viewed items; the list is chosen
+    greedily so that each category adds the most not yet covered probability
+    (an item may sit in several categories). Its score is that added share.
+    """
     shares, _ = _category_shares(catalog, popularity, profile, now, rate)
-    scored: _Scored = {}
+    seen = {(h.target_type, h.target_id) for h in profile.history}
+    co, co_source = _co_viewed(neighbours, _recent_items(profile, context), ITEM_TYPES, seen)
+    mix = _CAT_CO_SHARE if co else 0.0
+    mass: dict[tuple[int, ...], float] = {}
     for cid, share in shares.items():
-        category = catalog.category(cid)
-        state = profile.affinities.get(cid)
-        kind: ReasonKind = (
-            "category_affinity" if state is not None and state.raw_at(now, rate) > 0 else "popular"
-        )
-        scored[("category", cid)] = (share, Reason(kind, category if kind != "popular" else None))
-    return scored
+        mass[(cid,)] = (1.0 - mix) * share
+    viewed_from: dict[int, tuple[float, TargetKey]] = {}
+    for key, share in co.items():
+        cids = catalog.categories_of(*key)
+        if cids:
+            mass[cids] = mass.get(cids, 0.0) + mix * share
+        for cid in cids:
+            part = co_source[key]
+            best = viewed_from.get(cid)
+            if best is None or part[0] > best[0]:
+                viewed_from[cid] = part
+    gain: dict[int, float] = {}  # probability each category would newly cover
+    holding: dict[int, list[tuple[int, ...]]] = {}  # category -> the category sets holding it
+    for cids, value in mass.items():
+        for cid in cids:
+            gain[cid] = gain.get(cid, 0.0) + value
+            holding.setdefault(cid, []).append(cids)
+    marginal = dict(gain)
+
+    ranked: _Ranked = []
+    left = [c.id for c in catalog.categories]
+    for _ in range(min(limit, len(left))):
+        # Covered probability first, then the category's own; ties to the lower id.
+        best_id = max(left, key=lambda c: (round(gain.get(c, 0.0), 12), marginal.get(c, 0.0), -c))
+        left.remove(best_id)
+        score = gain.get(best_id, 0.0)
+        for cids in holding.get(best_id, ()):
+            if cids in mass:
+                value = mass.pop(cids)
+                for cid in cids:
+                    gain[cid] -= value
+        category = catalog.category(best_id)
+        state = profile.affinities.get(best_id)
+        if state is not None and state.raw_at(now, rate) > 0:
+            reason = Reason("category_affinity", category)
+        elif best_id in viewed_from and (viewed := catalog.item(*viewed_from[best_id][1])):
+            reason = Reason("co_viewed", viewed)
+        else:
+            reason = Reason("popular")
+        ranked.append((("category", best_id), max(score, 0.0), reason))
+    return ranked
 
 
 def _blended_items(
@@ -551,83 +626,79 @@ def _blended_items(
     limit: int,
     seen: frozenset[TargetKey],
     context: TargetKey | None,
-) -> _Scored:
+    demote: frozenset[TargetKey],
+    everything_needed: bool,
+) -> Iterator[tuple[TargetKey, float, Reason]]:
+    """``a * P_co + b * P_cat + c * P_pop`` over the candidate items, best first.
+
+    Only scores are computed for every candidate; a reason is worked out for
+    the items actually taken.
+    """
     counts = popularity.counts.get(target_type, {})
     everything = popularity.order(catalog, target_type)
 
     # (a) co-occurrence: neighbours of recent items, recency-weighted.
     recent = _recent_items(profile, context)
-    co: dict[TargetKey, float] = {}
-    co_source: dict[TargetKey, tuple[float, TargetKey]] = {}
-    weight_sum = 0.0
-    for k, source in enumerate(recent):
-        related = neighbours.get(source)
-        if not related:
-            continue
-        distribution = _neighbour_distribution(related, target_type)
-        if not distribution:
-            continue
-        r = _RECENCY**k
-        weight_sum += r
-        for key, share in distribution.items():
-            part = r * share
-            co[key] = co.get(key, 0.0) + part
-            best = co_source.get(key)
-            if best is None or part > best[0]:
-                co_source[key] = (part, source)
+    co, co_source = _co_viewed(neighbours, recent, (target_type,), seen)
     evidence_co = sum(_RECENCY**k for k in range(len(recent))) if co else 0.0
     a = evidence_co / (evidence_co + _CO_EVIDENCE)
-    if weight_sum > 0:
-        co = {key: v / weight_sum for key, v in co.items()}
-
     # (b) category affinity, shrunk towards popular categories.
     shares, evidence_cat = _category_shares(catalog, popularity, profile, now, rate)
     b = (1.0 - a) * evidence_cat / (evidence_cat + _CAT_EVIDENCE)
     # (c) the popularity prior takes the rest.
     c = 1.0 - a - b
 
-    candidates: set[TargetKey] = {key for key in co if key not in seen}
+    # P_cat(i) = sum over i's categories of P(category) * count(i) / count(category).
+    per_visitor: dict[int, float] = {}
+    for cid, share in shares.items():
+        total = popularity.order(catalog, target_type, cid).total
+        if total:
+            per_visitor[cid] = b * share / total
+    pop_factor = c / everything.total if everything.total else 0.0
+
+    # Candidates: co-viewed items, and the most popular items overall and of the
+    # top categories (no other item can outscore them without co-occurrence).
+    candidates: set[TargetKey] = set(co)
     depth = 2 * limit + 1
     candidates.update(_head(everything, target_type, seen, depth))
-    top = heapq.nlargest(_TOP_CATEGORIES, ((v, cid) for cid, v in shares.items()))
-    category_totals: dict[int, int] = {}
-    for _, cid in top:
-        order = popularity.order(catalog, target_type, cid)
-        category_totals[cid] = order.total
-        candidates.update(_head(order, target_type, seen, depth))
+    for _, cid in heapq.nlargest(_TOP_CATEGORIES, ((v, cid) for cid, v in shares.items())):
+        candidates.update(
+            _head(popularity.order(catalog, target_type, cid), target_type, seen, depth)
+        )
 
-    scored: _Scored = {}
+    item_of = catalog.item
+    scored: dict[TargetKey, float] = {}
     for key in candidates:
-        item = catalog.item(*key)
+        item = item_of(*key)
         if item is None:
             continue
         count = counts.get(key[1], 0)
-        p_co = a * co.get(key, 0.0)
-        p_cat = 0.0
-        best_cat: tuple[float, int] | None = None
+        score = a * co.get(key, 0.0)
         if count:
-            for cid in item.category_ids:
-                category_share = shares.get(cid)
-                if not category_share:
-                    continue
-                total = category_totals.get(cid)
-                if total is None:
-                    total = category_totals[cid] = popularity.order(catalog, target_type, cid).total
-                part = b * category_share * count / total
-                p_cat += part
-                if best_cat is None or part > best_cat[0]:
-                    best_cat = (part, cid)
-        p_pop = c * count / everything.total if everything.total else 0.0
-        score = p_co + p_cat + p_pop
-        if p_co >= p_cat and p_co >= p_pop and p_co > 0:
-            viewed = catalog.item(*co_source[key][1])
-            reason = Reason("co_viewed", viewed) if viewed else Reason("popular")
-        elif best_cat is not None and p_cat >= p_pop:
-            reason = Reason("category_affinity", catalog.category(best_cat[1]))
+            score += count * (
+                pop_factor + sum(per_visitor.get(cid, 0.0) for cid in item.category_ids)
+            )
+        if key in demote:
+            score *= _DEMOTE
+        scored[key] = score
+
+    n = len(scored) if everything_needed else limit
+    for key, score in heapq.nlargest(n, scored.items(), key=lambda kv: (kv[1], -kv[0][1])):
+        item = item_of(*key)
+        assert item is not None  # scored items were looked up above
+        count = counts.get(key[1], 0)
+        p_co = a * co.get(key, 0.0)
+        p_pop = count * pop_factor
+        cat_parts = [(count * per_visitor.get(cid, 0.0), cid) for cid in item.category_ids]
+        p_cat, best_cat = max(cat_parts, default=(0.0, 0))
+        reason: Reason | None = None
+        if p_co > 0 and p_co >= sum(p for p, _ in cat_parts) and p_co >= p_pop:
+            reason = Reason("co_viewed", item_of(*co_source[key][1]))
+        elif p_cat > 0 and p_cat >= p_pop:
+            reason = Reason("category_affinity", catalog.category(best_cat))
         else:
             reason = Reason("popular", _first_category(item, catalog))
-        scored[key] = (score, reason)
-    return scored
+        yield key, score, reason
 
 
 def _head(order: _Order, target_type: str, seen: frozenset[TargetKey], n: int) -> list[TargetKey]:
@@ -640,11 +711,3 @@ def _head(order: _Order, target_type: str, seen: frozenset[TargetKey], n: int) -
         if key not in seen:
             out.append(key)
     return out
-
-
-def _demote_seen(scored: _Scored, profile: VisitorProfile) -> _Scored:
-    seen = {(h.target_type, h.target_id) for h in profile.history}
-    return {
-        key: ((score * _DEMOTE, reason) if key in seen else (score, reason))
-        for key, (score, reason) in scored.items()
-    }
