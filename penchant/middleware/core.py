@@ -1,0 +1,480 @@
+"""The sans-I/O request core shared by the ASGI and WSGI adapters.
+
+The core decides, from :class:`~penchant.middleware.facts.RequestFacts` alone,
+who the visitor is and whether they may be tracked (:meth:`Core.identify`),
+whether a response is a page view to record (:meth:`Core.should_record`), and
+answers penchant's own endpoints with plain :class:`~penchant.middleware.facts.Response`
+values. The adapters only translate; no behaviour lives in one of them only.
+
+Nothing here may hurt the host application: every failure is logged on the
+``personalization`` logger, counted, and turned into "do not track".
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from penchant.engine.consent import CONSENT_MAX_AGE, ConsentState, Decision, decide
+from penchant.engine.events import TARGET_TYPES
+from penchant.engine.experiments import Variant
+from penchant.engine.fingerprint import (
+    fingerprint,
+    hash_identifier,
+    legacy_fingerprint,
+    truncate_ip,
+)
+from penchant.engine.privacy import scrub
+from penchant.engine.validation import MAX_PATH, EventInput
+from penchant.middleware.facts import RequestFacts, Response, json_response, parse_cookies
+from penchant.middleware.identity import (
+    CONSENT_COOKIE,
+    OPT_OUT_COOKIE,
+    ClientAddress,
+    Signers,
+    UrlPatterns,
+    cookie_header,
+    cookie_names,
+    is_bot,
+)
+from penchant.middleware.ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from penchant.middleware.personalization import Personalization
+    from penchant.service import Penchant
+
+__all__ = ["Core", "Endpoint", "Visitor"]
+
+logger = logging.getLogger("personalization")
+
+_OPT_OUT_NAMES = cookie_names(OPT_OUT_COOKIE)
+_CONSENT_NAMES = cookie_names(CONSENT_COOKIE)
+_COOKIE_NAMES = (*_OPT_OUT_NAMES, *_CONSENT_NAMES)
+# Keys a client may not set in metadata: the server derives them.
+_RESERVED = frozenset({"path", "categories"})
+#: Seconds between retention runs of one process, and before the first one.
+RETENTION_INTERVAL = 3600.0
+RETENTION_FIRST_DELAY = 60.0
+#: After the secret could not be read (database down), do not ask again for this long.
+SECRET_RETRY = 30.0
+
+Handler = Callable[["Core", RequestFacts, bytes], Response]
+
+
+class Unavailable(RuntimeError):
+    """The secret (kept in the database when not configured) cannot be read right now."""
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One of penchant's own routes: its handler and what the adapter must provide."""
+
+    name: str
+    handler: Handler
+    methods: frozenset[str] = frozenset({"GET", "HEAD"})
+    needs_body: bool = False
+    # Handlers that touch the database run off the event loop in the ASGI adapter.
+    blocking: bool = True
+
+
+class Visitor:
+    """Who is asking, and whether they may be tracked.
+
+    ``user_id`` is None whenever tracking is not allowed: nothing per-visitor is
+    derived then. ``identity`` says what the id is ("fingerprint" or "cookie").
+    ``cookies`` are Set-Cookie values the response must carry (clearing a
+    consent cookie that no longer verifies).
+    """
+
+    __slots__ = (
+        "_core",
+        "_session_id",
+        "_variant",
+        "consent",
+        "cookies",
+        "decision",
+        "identity",
+        "user_id",
+    )
+
+    def __init__(
+        self,
+        core: Core,
+        decision: Decision,
+        user_id: str | None = None,
+        identity: str | None = None,
+        consent: ConsentState = "absent",
+        cookies: tuple[str, ...] = (),
+    ) -> None:
+        self._core = core
+        self.decision = decision
+        self.user_id = user_id
+        self.identity = identity
+        self.consent: ConsentState = consent
+        self.cookies = cookies
+        self._session_id: str | None = None
+        self._variant: Variant | None = None
+
+    @property
+    def tracking_allowed(self) -> bool:
+        return self.decision.allowed and self.user_id is not None
+
+    @property
+    def reason(self) -> str:
+        return self.decision.reason
+
+    @property
+    def session_id(self) -> str | None:
+        """The visitor's current session (derived on first use: it moves the session clock)."""
+        if self._session_id is None and self.user_id is not None:
+            self._session_id = self._core.penchant.session_id(self.user_id)
+        return self._session_id
+
+    @property
+    def variant(self) -> Variant:
+        if self._variant is None:
+            self._variant = self._core.penchant.variant(self.user_id)
+        return self._variant
+
+
+class Core:
+    """Everything the adapters share; built once per wrapped application."""
+
+    def __init__(
+        self, penchant: Penchant, *, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        from penchant.middleware import endpoints
+
+        s = penchant.settings
+        self.penchant = penchant
+        self.settings = s
+        self.prefix = s.prefix
+        self._prefix_slash = s.prefix + "/"
+        for _, target in s.url_patterns:
+            if target not in TARGET_TYPES or target == "page":
+                raise ValueError(f"url_patterns: unknown target type {target!r}")
+        self.patterns = UrlPatterns(s.url_patterns)
+        self.client_address = ClientAddress(s.trusted_proxies)
+        self.static_prefixes = tuple(s.static_prefixes)
+        self._limiter: RateLimiter | None = None
+        self.routes = endpoints.routes()
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._signers: Signers | None = None
+        self._secret_retry_at = 0.0
+        self._next_purge = monotonic() + RETENTION_FIRST_DELAY
+        self.errors = 0
+
+    # ------------------------------------------------------------ accounting
+    def failed(self, what: str) -> None:
+        """Log the current exception and count it; the request goes on untouched."""
+        with self._lock:
+            self.errors += 1
+        logger.exception("penchant %s failed; the request continues without it", what)
+
+    def count_dropped(self, reason: str, n: int = 1) -> None:
+        """Events refused at the HTTP layer go into the writer's books as dropped."""
+        if n <= 0:
+            return
+        try:
+            self.penchant.writer.count_dropped(reason, n)
+        except Exception:
+            self.failed("accounting")
+
+    def stats(self) -> dict[str, object]:
+        out: dict[str, object] = {"middleware_errors": self.errors}
+        if self._limiter is not None:
+            out["rate_limits"] = self._limiter.stats().as_dict()
+        return out
+
+    # -------------------------------------------------------------- secrets
+    def _guard(self) -> None:
+        if self._monotonic() < self._secret_retry_at:
+            raise Unavailable("secret unavailable; retrying later")
+
+    def secret(self) -> bytes:
+        self._guard()
+        try:
+            return self.penchant.secret
+        except Exception:
+            self._secret_retry_at = self._monotonic() + SECRET_RETRY
+            raise
+
+    def signers(self) -> Signers:
+        if self._signers is None:
+            self._guard()
+            try:
+                secrets = self.penchant.secrets
+            except Exception:
+                self._secret_retry_at = self._monotonic() + SECRET_RETRY
+                raise
+            self._signers = Signers(secrets, self.penchant.clock)
+        return self._signers
+
+    # ------------------------------------------------------------- identity
+    def client_ip(self, facts: RequestFacts) -> str:
+        return self.client_address(facts.peer, facts.forwarded_for)
+
+    def _fingerprint(self, facts: RequestFacts) -> str:
+        ip = self.client_ip(facts)
+        if self.settings.truncate_ip:
+            ip = truncate_ip(ip)
+        if self.settings.fingerprint == "md5":
+            return legacy_fingerprint(facts.user_agent, ip, facts.accept_language)
+        return fingerprint(facts.user_agent, ip, facts.accept_language, key=self.secret())
+
+    def consent_of(
+        self, facts: RequestFacts, cookies: dict[str, str] | None = None
+    ) -> tuple[ConsentState, str | None]:
+        """The consent cookie's state and, when it verifies, the random visitor id in it."""
+        if cookies is None:
+            cookies = parse_cookies(facts.cookie, _CONSENT_NAMES)
+        raw = cookies.get(_CONSENT_NAMES[0]) or cookies.get(_CONSENT_NAMES[1])
+        if not raw:
+            return "absent", None
+        return self.signers().read_consent(raw, CONSENT_MAX_AGE)
+
+    def identify(self, facts: RequestFacts) -> Visitor:
+        """The visitor of a request: identity, tracking decision, variant (lazy)."""
+        s = self.settings
+        try:
+            cookies = parse_cookies(facts.cookie, _COOKIE_NAMES)
+            opted_out = _opt_out_flag(cookies)
+            consent: ConsentState = "absent"
+            consent_id: str | None = None
+            if s.consent == "opt-in" and s.enabled:
+                consent, consent_id = self.consent_of(facts, cookies)
+            decision = decide(
+                mode=s.consent,
+                enabled=s.enabled,
+                opted_out=opted_out,
+                gpc=facts.sec_gpc,
+                dnt=facts.dnt,
+                honor_gpc=s.honor_gpc,
+                honor_dnt=s.honor_dnt,
+                consent=consent,
+            )
+            # A consent cookie that no longer verifies is cleared rather than resent forever.
+            clear = tuple(self.clear_cookie(CONSENT_COOKIE, facts)) if consent == "invalid" else ()
+            if not decision.allowed:
+                return Visitor(self, decision, consent=consent, cookies=clear)
+            if consent_id is not None:
+                user_id = hash_identifier(consent_id, key=self.secret())
+                return Visitor(self, decision, user_id, "cookie", consent, clear)
+            return Visitor(self, decision, self._fingerprint(facts), "fingerprint", consent, clear)
+        except Unavailable:
+            return Visitor(self, Decision(False, "error"))
+        except Exception:
+            self.failed("identification")
+            return Visitor(self, Decision(False, "error"))
+
+    def identity_of(self, facts: RequestFacts) -> tuple[str, str] | None:
+        """The stored identity of this request whatever its signals (for erasure and export).
+
+        A fingerprint in opt-out mode, the consent cookie's id in opt-in mode (None
+        without a valid one).
+        """
+        if self.settings.consent == "opt-in":
+            state, consent_id = self.consent_of(facts)
+            if state != "valid" or consent_id is None:
+                return None
+            return hash_identifier(consent_id, key=self.secret()), "cookie"
+        return self._fingerprint(facts), "fingerprint"
+
+    def clear_cookie(self, name: str, facts: RequestFacts) -> list[str]:
+        return [cookie_header(name, "", secure=facts.secure, max_age=0)]
+
+    def set_cookie(self, name: str, value: str, facts: RequestFacts) -> str:
+        return cookie_header(name, value, secure=facts.secure, max_age=CONSENT_MAX_AGE)
+
+    # ------------------------------------------------------------ page views
+    def own_path(self, path: str) -> bool:
+        return path == self.prefix or path.startswith(self._prefix_slash)
+
+    def is_page_view(self, facts: RequestFacts, status: int, content_type: str) -> bool:
+        """A GET answered 2xx with HTML, not static, not penchant's own, not prefetch or bot."""
+        return (
+            facts.method == "GET"
+            and 200 <= status < 300
+            and content_type[:9].lower() == "text/html"
+            and not facts.path.startswith(self.static_prefixes)
+            and not self.own_path(facts.path)
+            and not facts.prefetch
+            and not is_bot(facts.user_agent)
+        )
+
+    def should_record(
+        self, facts: RequestFacts, visitor: Visitor, status: int, content_type: str
+    ) -> bool:
+        return visitor.tracking_allowed and self.is_page_view(facts, status, content_type)
+
+    def record_view(self, facts: RequestFacts, visitor: Visitor) -> bool:
+        """Queue the page view (never blocks: the writer stores it in the background)."""
+        if visitor.user_id is None:
+            return False
+        matched = self.patterns.match(facts.path)
+        self.maybe_purge()
+        if matched is not None:
+            target_type, target_id = matched
+            return self.penchant.track(
+                "view",
+                target_type,
+                target_id,
+                user_id=visitor.user_id,
+                session_id=visitor.session_id,
+            )
+        return self.penchant.track(
+            "view",
+            "page",
+            None,
+            user_id=visitor.user_id,
+            session_id=visitor.session_id,
+            extra_data={"path": scrub(facts.path[:MAX_PATH])},
+        )
+
+    def on_response_start(
+        self, personalization: Personalization, status: int, content_type: str
+    ) -> list[tuple[str, str]]:
+        """Called by both adapters when the host's response starts.
+
+        Records the page view when it is one; returns headers to add (cookies).
+        Never raises.
+        """
+        try:
+            if personalization._started:
+                return []
+            personalization._started = True
+            facts = personalization.facts
+            if self.is_page_view(facts, status, content_type):
+                visitor = personalization.visitor
+                if visitor.tracking_allowed:
+                    self.record_view(facts, visitor)
+            visitor_or_none = personalization._visitor
+            if visitor_or_none is None or not visitor_or_none.cookies:
+                return []
+            return [("Set-Cookie", value) for value in visitor_or_none.cookies]
+        except Exception:
+            self.failed("page view recording")
+            return []
+
+    def submit_event(self, visitor: Visitor, event: EventInput) -> bool:
+        """Queue one checked event (from the beacon or a view) for a tracked visitor."""
+        if visitor.user_id is None:
+            return False
+        target_type, target_id = event.target_type, event.target_id
+        extra: dict[str, object] = {
+            key: scrub(value) if isinstance(value, str) else value
+            for key, value in event.metadata.items()
+            if key not in _RESERVED
+        }
+        if event.interaction_type == "view" and target_type == "page" and event.path:
+            matched = self.patterns.match(event.path)
+            if matched is not None:
+                target_type, target_id = matched
+        if target_type == "page" and event.path:
+            extra["path"] = scrub(event.path)
+        return self.penchant.track(
+            event.interaction_type,
+            target_type,
+            target_id,
+            user_id=visitor.user_id,
+            session_id=visitor.session_id,
+            extra_data=extra or None,
+            event_id=event.event_id,
+        )
+
+    def page_token(self, visitor: Visitor) -> str:
+        try:
+            return self.signers().page_token(visitor.user_id)
+        except Exception:
+            return ""
+
+    @property
+    def limiter(self) -> RateLimiter:
+        """Per-visitor and per-IP limits, keyed with the site's secret (built on first use)."""
+        if self._limiter is None:
+            limiter = RateLimiter.from_settings(self.settings, secret=self.secret())
+            with self._lock:
+                if self._limiter is None:
+                    self._limiter = limiter
+        return self._limiter
+
+    def admitted(self, facts: RequestFacts, visitor: Visitor, n: int) -> int:
+        """How many of a beacon's ``n`` events fit within the visitor's and the IP's limits."""
+        return self.limiter.admit_beacon(visitor=visitor.user_id, ip=self.client_ip(facts), cost=n)
+
+    # ------------------------------------------------------------ retention
+    def maybe_purge(self) -> bool:
+        """Start a retention run in the background when one is due (at most hourly)."""
+        now = self._monotonic()
+        if now < self._next_purge:
+            return False
+        with self._lock:
+            if now < self._next_purge:
+                return False
+            self._next_purge = now + RETENTION_INTERVAL
+        threading.Thread(target=self.purge_expired, name="penchant-retention", daemon=True).start()
+        return True
+
+    def purge_expired(self) -> Any:
+        """Delete interactions and affinities older than the retention window."""
+        before = self.penchant.clock() - timedelta(days=self.settings.retention_days)
+        try:
+            result = self.penchant.store.purge(before)
+        except Exception as exc:
+            logger.warning("retention run failed: %s", exc)
+            return None
+        logger.debug("retention removed %s", result)
+        return result
+
+    # ------------------------------------------------------------ endpoints
+    def endpoint(self, facts: RequestFacts) -> Endpoint | None:
+        """Penchant's own route for this request, or None to pass it to the host app."""
+        path = facts.path
+        if not path.startswith(self._prefix_slash):
+            return None
+        sub = path[len(self.prefix) :]
+        if sub.startswith("/recommendations/"):
+            return self.routes.get("/recommendations/")
+        return self.routes.get(sub)
+
+    def handle(self, endpoint: Endpoint, facts: RequestFacts, body: bytes) -> Response:
+        """Run one endpoint; a failure is a 500 from penchant, never an exception."""
+        if facts.method not in endpoint.methods:
+            allow = ", ".join(sorted(endpoint.methods))
+            return json_response(405, {"error": f"method: use {allow}"}, headers=[("Allow", allow)])
+        try:
+            response = endpoint.handler(self, facts, body)
+        except Exception:
+            self.failed(f"endpoint {endpoint.name}")
+            return json_response(500, {"error": "internal error"})
+        if facts.method == "HEAD":
+            return Response(response.status, response.headers, b"")
+        return response
+
+    def too_large(self) -> Response:
+        self.count_dropped("invalid")
+        limit = self.settings.max_body_bytes
+        return json_response(
+            413, {"error": f"body: larger than {limit} bytes"}, headers=[("Connection", "close")]
+        )
+
+    def personalization(self, facts: RequestFacts) -> Personalization:
+        from penchant.middleware.personalization import Personalization
+
+        return Personalization(self, facts)
+
+
+def _opt_out_flag(cookies: dict[str, str]) -> bool | None:
+    """True when opted out; None when the cookie is there but unreadable (no tracking)."""
+    value = cookies.get(_OPT_OUT_NAMES[0])
+    if value is None:
+        value = cookies.get(_OPT_OUT_NAMES[1])
+    if value is None or value == "0":
+        return False
+    return True if value == "1" else None

@@ -1,0 +1,229 @@
+"""Request facts and response values: the only place that reads a protocol's request.
+
+:func:`from_scope` (ASGI) and :func:`from_environ` (WSGI) read the few headers
+penchant needs into one :class:`RequestFacts`; everything else works on that
+value. Handlers return a plain :class:`Response` that each adapter serializes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "RequestFacts",
+    "Response",
+    "from_environ",
+    "from_scope",
+    "html_response",
+    "json_response",
+    "parse_cookies",
+    "redirect",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFacts:
+    """What penchant reads of a request; headers it does not need are never parsed."""
+
+    method: str
+    path: str
+    query: str = ""
+    scheme: str = "http"
+    host: str = ""
+    root: str = ""
+    peer: str = ""
+    user_agent: str = ""
+    accept_language: str = ""
+    accept: str = ""
+    accept_encoding: str | None = None
+    content_type: str = ""
+    content_length: str | None = None
+    cookie: str = ""
+    sec_gpc: str | None = None
+    dnt: str | None = None
+    sec_fetch_site: str | None = None
+    origin: str | None = None
+    sec_purpose: str | None = None
+    purpose: str | None = None
+    forwarded_for: str | None = None
+    authorization: str | None = None
+    if_none_match: str | None = None
+
+    @property
+    def secure(self) -> bool:
+        return self.scheme in ("https", "wss")
+
+    @property
+    def prefetch(self) -> bool:
+        """A prefetch or prerender: the visitor has not (yet) seen the page."""
+        for value in (self.sec_purpose, self.purpose):
+            if value is not None and ("prefetch" in value or "prerender" in value):
+                return True
+        return False
+
+    def wants_json(self) -> bool:
+        accept = self.accept.lower()
+        return "application/json" in accept and "text/html" not in accept
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A complete response of one of penchant's own endpoints."""
+
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+
+# ASGI header name -> RequestFacts field; a request's other headers are skipped.
+_ASGI_HEADERS: Mapping[bytes, str] = {
+    b"user-agent": "user_agent",
+    b"accept-language": "accept_language",
+    b"accept": "accept",
+    b"accept-encoding": "accept_encoding",
+    b"content-type": "content_type",
+    b"content-length": "content_length",
+    b"cookie": "cookie",
+    b"sec-gpc": "sec_gpc",
+    b"dnt": "dnt",
+    b"sec-fetch-site": "sec_fetch_site",
+    b"origin": "origin",
+    b"sec-purpose": "sec_purpose",
+    b"purpose": "purpose",
+    b"x-forwarded-for": "forwarded_for",
+    b"authorization": "authorization",
+    b"if-none-match": "if_none_match",
+    b"host": "host",
+}
+# Headers that may legally repeat and are then joined.
+_JOINED = {"cookie": "; ", "forwarded_for": ", ", "accept": ", "}
+
+
+def from_scope(scope: Mapping[str, Any]) -> RequestFacts:
+    """Facts of an ASGI HTTP scope."""
+    values: dict[str, str] = {}
+    for name, raw in scope.get("headers", ()):
+        key = _ASGI_HEADERS.get(name)  # ASGI servers send names lowercased
+        if key is None:
+            continue
+        value = raw.decode("latin-1")
+        if key in values and key in _JOINED:
+            values[key] = values[key] + _JOINED[key] + value
+        elif key not in values:
+            values[key] = value
+    client = scope.get("client")
+    if "host" not in values:
+        server = scope.get("server")
+        values["host"] = f"{server[0]}:{server[1]}" if server else ""
+    query = scope.get("query_string", b"")
+    return RequestFacts(
+        method=scope.get("method", "GET"),
+        path=scope.get("path", "/"),
+        query=query.decode("latin-1") if isinstance(query, bytes) else str(query),
+        scheme=scope.get("scheme", "http"),
+        root=scope.get("root_path", ""),
+        peer=client[0] if client else "",
+        **values,
+    )
+
+
+_WSGI_HEADERS: Mapping[str, str] = {
+    "HTTP_USER_AGENT": "user_agent",
+    "HTTP_ACCEPT_LANGUAGE": "accept_language",
+    "HTTP_ACCEPT": "accept",
+    "HTTP_ACCEPT_ENCODING": "accept_encoding",
+    "CONTENT_TYPE": "content_type",
+    "CONTENT_LENGTH": "content_length",
+    "HTTP_COOKIE": "cookie",
+    "HTTP_SEC_GPC": "sec_gpc",
+    "HTTP_DNT": "dnt",
+    "HTTP_SEC_FETCH_SITE": "sec_fetch_site",
+    "HTTP_ORIGIN": "origin",
+    "HTTP_SEC_PURPOSE": "sec_purpose",
+    "HTTP_PURPOSE": "purpose",
+    "HTTP_X_FORWARDED_FOR": "forwarded_for",
+    "HTTP_AUTHORIZATION": "authorization",
+    "HTTP_IF_NONE_MATCH": "if_none_match",
+}
+
+
+def from_environ(environ: Mapping[str, Any]) -> RequestFacts:
+    """Facts of a WSGI environ (PEP 3333: header values are latin-1 strings)."""
+    values = {key: environ[name] for name, key in _WSGI_HEADERS.items() if name in environ}
+    if values.get("content_length") == "":
+        del values["content_length"]
+    host = environ.get("HTTP_HOST")
+    if not host:
+        host = f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}".rstrip(":")
+    return RequestFacts(
+        method=environ.get("REQUEST_METHOD", "GET"),
+        path=environ.get("PATH_INFO", "") or "/",
+        query=environ.get("QUERY_STRING", ""),
+        scheme=environ.get("wsgi.url_scheme", "http"),
+        host=host,
+        root=environ.get("SCRIPT_NAME", ""),
+        peer=environ.get("REMOTE_ADDR", ""),
+        **values,
+    )
+
+
+def parse_cookies(header: str, names: Iterable[str]) -> dict[str, str]:
+    """The named cookies of a ``Cookie`` header; the first of a repeated name wins."""
+    wanted = set(names)
+    found: dict[str, str] = {}
+    if not header:
+        return found
+    for part in header.split(";"):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if sep and name in wanted and name not in found:
+            found[name] = value.strip().strip('"')
+    return found
+
+
+_NO_STORE = ("Cache-Control", "no-store")
+
+
+def json_response(
+    status: int,
+    data: object,
+    *,
+    headers: Iterable[tuple[str, str]] = (),
+) -> Response:
+    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return Response(
+        status,
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            _NO_STORE,
+            ("X-Content-Type-Options", "nosniff"),
+            *headers,
+        ],
+        body,
+    )
+
+
+def html_response(status: int, html: str, *, headers: Iterable[tuple[str, str]] = ()) -> Response:
+    body = html.encode("utf-8")
+    return Response(
+        status,
+        [
+            ("Content-Type", "text/html; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            _NO_STORE,
+            ("X-Content-Type-Options", "nosniff"),
+            *headers,
+        ],
+        body,
+    )
+
+
+def redirect(location: str, *, headers: Iterable[tuple[str, str]] = ()) -> Response:
+    """303 See Other: after a form POST the browser GETs ``location``."""
+    return Response(
+        303, [("Location", location), ("Content-Length", "0"), _NO_STORE, *headers], b""
+    )

@@ -1,0 +1,79 @@
+"""Penchant's own endpoints through both adapters (the privacy routes have their own tests)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+
+from tests.middleware.hosts import BEACON, Client
+
+PREFIX = "/personalization"
+
+
+def test_recommendations_endpoint(site: Client) -> None:
+    reply = site.get(f"{PREFIX}/recommendations/doctors?limit=2")
+    assert reply.status == 200
+    assert reply.headers["content-type"] == "application/json"
+    body = reply.json()
+    assert body["content_type"] == "doctors"
+    assert body["personalized"] is True
+    assert [r["type"] for r in body["recommendations"]] == ["doctor", "doctor"]
+    assert all(r["reason"]["text"] for r in body["recommendations"])
+    full = site.get(f"{PREFIX}/recommendations/procedures").json()
+    assert len(full["recommendations"]) == 6  # the original default limit
+
+
+def test_recommendations_unknown_type_and_bad_limit(site: Client) -> None:
+    unknown = site.get(f"{PREFIX}/recommendations/spaceships")
+    assert unknown.status == 404
+    assert "spaceships" in unknown.json()["error"]
+    assert "procedures" in unknown.json()["content_types"]
+    for limit in ("0", "-1", "abc", "101"):
+        bad = site.get(f"{PREFIX}/recommendations/categories?limit={limit}")
+        assert bad.status == 400
+        assert bad.json()["error"].startswith("limit")
+
+
+def test_tracker_script_with_etag(site: Client) -> None:
+    first = site.get(f"{PREFIX}/tracker.js")
+    assert first.status == 200
+    assert first.headers["content-type"].startswith("application/javascript")
+    etag = first.headers["etag"]
+    again = site.get(f"{PREFIX}/tracker.js", headers={"If-None-Match": etag})
+    assert again.status == 304
+    assert again.text == ""
+
+
+def test_script_tag_in_pages(site: Client) -> None:
+    page = site.get("/").text
+    assert f'data-endpoint="{PREFIX}/track-interaction"' in page
+    assert 'data-off="1"' not in page
+    off = site.get("/", headers={"Sec-GPC": "1"}).text
+    assert 'data-off="1"' in off
+
+
+def test_wrong_method_and_unknown_routes(site: Client) -> None:
+    wrong = site.get(BEACON)
+    assert wrong.status == 405
+    assert "POST" in wrong.headers["allow"]
+    # A path under the prefix that penchant does not serve belongs to the host.
+    assert site.get(f"{PREFIX}/nothing-here").text == "<p>no route</p>" or site.kind != "wsgi"
+    assert site.get(f"{PREFIX}/nothing-here").status == 404
+
+
+def test_dashboard_and_health_need_credentials(
+    host: str, sqlite_url: str, open_site: Callable[..., Client]
+) -> None:
+    site = open_site(host, sqlite_url, dashboard_user="admin", dashboard_password="pw")
+    site.get("/")
+    refused = site.get(f"{PREFIX}/dashboard")
+    assert refused.status == 401
+    assert refused.headers["www-authenticate"].startswith("Basic")
+    assert site.get(f"{PREFIX}/health").status == 401
+    auth = {"Authorization": "Basic " + base64.b64encode(b"admin:pw").decode()}
+    board = site.get(f"{PREFIX}/dashboard", headers=auth)
+    assert board.status == 200
+    assert board.headers["content-type"].startswith("text/html")
+    health = site.get(f"{PREFIX}/health", headers=auth).json()
+    assert health["accepted"] >= 1
+    assert health["middleware_errors"] == 0
