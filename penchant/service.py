@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,13 @@ from penchant.engine.ranking import (
     Popularity,
     Recommendation,
     VisitorProfile,
+)
+from penchant.engine.report import Report, build_report, funnel_paths
+from penchant.storage.reporting import (
+    Exposure,
+    funnel_sessions,
+    record_exposures,
+    session_counts,
 )
 
 if TYPE_CHECKING:
@@ -136,6 +143,8 @@ class Penchant:
         self._pending: dict[str, list[Interaction]] = {}
         self._generation: dict[str, int] = {}
         self._pending_lock = threading.Lock()
+        # Exposures of recommendation lists, written by the writer's thread.
+        self._exposures: deque[Exposure] = deque(maxlen=settings.queue_size)
         # Sessions without cookies: visitor -> (started, last seen).
         self._sessions: OrderedDict[str, tuple[datetime, datetime]] = OrderedDict()
         self._session_lock = threading.Lock()
@@ -347,6 +356,61 @@ class Penchant:
 
     def _on_stored(self, written: Sequence[Interaction]) -> None:
         self._forget_pending(written)
+        self._write_exposures()
+
+    def record_exposure(
+        self,
+        *,
+        user_id: str,
+        session_id: str,
+        page_view_id: str,
+        variant: str,
+        content_type: str,
+        recommendations: Sequence[Recommendation],
+    ) -> None:
+        """Remember that a page view showed this list (for the holdout comparison).
+
+        Buffered in memory (bounded) and written by the writer's thread with its
+        next batch, so the request never waits for the database.
+        """
+        if not recommendations or not self.settings.enabled:
+            return
+        items = tuple(
+            (r.item.target_type, r.item.id, position)
+            for position, r in enumerate(recommendations, start=1)
+        )
+        self._exposures.append(
+            Exposure(user_id, session_id, page_view_id, variant, content_type, items, self.clock())
+        )
+
+    def _write_exposures(self) -> None:
+        batch: list[Exposure] = []
+        while self._exposures:
+            try:
+                batch.append(self._exposures.popleft())
+            except IndexError:
+                break
+        if not batch:
+            return
+        try:
+            record_exposures(self.store, batch)
+        except Exception:
+            logger.exception("writing %d exposures failed; they are dropped", len(batch))
+
+    def report(self, days: int = 30, *, minimum: int = 100) -> Report:
+        """Personalized against holdout over the last ``days`` days."""
+        since = self.clock() - timedelta(days=days)
+        self._write_exposures()
+        sessions = session_counts(self.store, since)
+        funnels = funnel_paths(funnel_sessions(self.store, since))
+        return build_report(
+            sessions,
+            key=self.settings.experiment_key,
+            holdout=self.settings.holdout,
+            days=days,
+            minimum=minimum,
+            funnels=funnels,
+        )
 
     def _forget_pending(self, written: Sequence[Interaction]) -> None:
         with self._pending_lock:
@@ -508,7 +572,9 @@ class Penchant:
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything submitted so far is written."""
         writer = self._writer if self._pid == os.getpid() else None
-        return True if writer is None else writer.flush(timeout)
+        done = True if writer is None else writer.flush(timeout)
+        self._write_exposures()
+        return done
 
     def close(self, timeout: float | None = None) -> int:
         """Flush within the deadline and stop; returns events that could not be written."""
@@ -518,6 +584,7 @@ class Penchant:
         lost = 0
         if writer is not None:
             lost = writer.close(self.settings.shutdown_timeout if timeout is None else timeout)
+            self._write_exposures()
         store = self._store if self._pid == os.getpid() else None
         if store is not None:
             store.dispose()

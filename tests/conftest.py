@@ -19,11 +19,12 @@ PG_ADMIN_URL = os.environ.get("PENCHANT_TEST_PG", "postgresql://postgres@127.0.0
 
 
 def _pg_admin() -> object:
-    from sqlalchemy import create_engine
+    from sqlalchemy import create_engine, make_url
 
-    return create_engine(
-        PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
-    )
+    url = make_url(PG_ADMIN_URL)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg2")  # the driver of the postgres extra
+    return create_engine(url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
 
 
 def _pg_available() -> str | None:

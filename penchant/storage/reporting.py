@@ -1,0 +1,120 @@
+"""Queries of the effectiveness report: exposures, per-session counts, funnels."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from penchant.engine.report import SessionCounts
+from penchant.storage.schema import exposures, user_interactions
+from penchant.storage.store import Store
+
+__all__ = ["Exposure", "funnel_sessions", "record_exposures", "session_counts"]
+
+# extra_data is JSON written with compact separators by the Store
+_REC_CLICK = '%"source":"rec"%'
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """One list of recommendations shown on one page view."""
+
+    user_id: str
+    session_id: str
+    page_view_id: str
+    variant: str
+    content_type: str
+    items: tuple[tuple[str, int, int], ...]  # (target_type, target_id, position)
+    timestamp: datetime
+
+
+def record_exposures(store: Store, batch: Sequence[Exposure]) -> int:
+    """Insert exposures, ignoring one already stored for the same page view and list."""
+    if not batch:
+        return 0
+    rows = [
+        {
+            "user_id": e.user_id,
+            "session_id": e.session_id,
+            "page_view_id": e.page_view_id,
+            "variant": e.variant,
+            "content_type": e.content_type,
+            "items": json.dumps([list(i) for i in e.items], separators=(",", ":")),
+            "timestamp": e.timestamp,
+        }
+        for e in batch
+    ]
+    statement = store._insert(exposures).on_conflict_do_nothing(
+        index_elements=["user_id", "page_view_id", "content_type"]
+    )
+    with store._begin(write=True) as conn:
+        result = conn.execute(statement, rows)
+    return max(0, result.rowcount or 0)
+
+
+def session_counts(store: Store, since: datetime) -> list[SessionCounts]:
+    """Interactions, form submissions, recommendation clicks and exposures per session."""
+    ui, ex = user_interactions, exposures
+    is_submit = sa.case((ui.c.interaction_type == "form_submit", 1), else_=0)
+    is_rec_click = sa.case(
+        (sa.and_(ui.c.interaction_type == "click", ui.c.extra_data.like(_REC_CLICK)), 1),
+        else_=0,
+    )
+    activity = (
+        sa.select(
+            ui.c.user_id,
+            ui.c.session_id,
+            sa.func.count().label("interactions"),
+            sa.func.sum(is_submit).label("form_submits"),
+            sa.func.sum(is_rec_click).label("rec_clicks"),
+        )
+        .where(ui.c.timestamp >= since)
+        .group_by(ui.c.user_id, ui.c.session_id)
+    )
+    shown = (
+        sa.select(ex.c.user_id, ex.c.session_id, sa.func.count().label("exposures"))
+        .where(ex.c.timestamp >= since)
+        .group_by(ex.c.user_id, ex.c.session_id)
+    )
+    with store._begin() as conn:
+        sessions = conn.execute(activity).all()
+        exposed = {(r.user_id, r.session_id): int(r.exposures) for r in conn.execute(shown)}
+    return [
+        SessionCounts(
+            r.user_id,
+            r.session_id,
+            int(r.interactions),
+            int(r.form_submits or 0),
+            int(r.rec_clicks or 0),
+            exposed.get((r.user_id, r.session_id), 0),
+        )
+        for r in sessions
+    ]
+
+
+def funnel_sessions(store: Store, since: datetime, *, limit: int = 5000) -> list[list[str]]:
+    """Steps (``"view:procedure"``) of the latest sessions that reached a form submission."""
+    ui = user_interactions
+    converting = (
+        sa.select(ui.c.session_id, sa.func.max(ui.c.timestamp).label("last"))
+        .where(ui.c.timestamp >= since, ui.c.interaction_type == "form_submit")
+        .group_by(ui.c.session_id)
+        .order_by(sa.desc("last"))
+        .limit(limit)
+        .subquery()
+    )
+    steps = (
+        sa.select(ui.c.session_id, ui.c.interaction_type, ui.c.target_type)
+        .join(converting, converting.c.session_id == ui.c.session_id)
+        .where(ui.c.timestamp >= since)
+        .order_by(ui.c.session_id, ui.c.timestamp, ui.c.id)
+    )
+    out: dict[str, list[str]] = {}
+    with store._begin() as conn:
+        for session, kind, target in conn.execute(steps):
+            out.setdefault(session, []).append(f"{kind}:{target}")
+    return list(out.values())

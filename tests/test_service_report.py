@@ -1,0 +1,98 @@
+"""The effectiveness report read back from a real database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import pytest
+
+from penchant import Catalog, Category, Item, Penchant
+from penchant.engine.experiments import assign_variant
+
+NOW = datetime(2026, 11, 1, 12, 0, 0)
+CATALOG = Catalog(
+    [Category(1, "Injectables"), Category(2, "Laser")],
+    [Item("procedure", i, f"P{i}", ((i % 2) + 1,)) for i in range(1, 9)],
+)
+
+
+@pytest.fixture
+def penchant(database_url: str) -> Iterator[Penchant]:
+    p = Penchant(
+        database_url=database_url,
+        secret_key="test",
+        catalog=CATALOG,
+        holdout=0.5,
+        experiment_key="exp",
+        clock=lambda: NOW,
+    )
+    p.init_db()
+    yield p
+    p.close()
+
+
+def test_report_counts_exposures_clicks_and_conversions(penchant: Penchant) -> None:
+    visitors = [f"{i:032x}" for i in range(40)]
+    expected = {"personalized": [0, 0, 0], "holdout": [0, 0, 0]}  # exposures, rec clicks, converted
+    for n, user in enumerate(visitors):
+        variant = assign_variant(user, key="exp", holdout=0.5)
+        session = f"s{n}"
+        at = NOW - timedelta(hours=1)
+        penchant.track("view", "page", None, user_id=user, session_id=session, timestamp=at)
+        recs = penchant.recommend("procedures", user, limit=3)
+        penchant.record_exposure(
+            user_id=user,
+            session_id=session,
+            page_view_id=f"pv{n}",
+            variant=variant,
+            content_type="procedures",
+            recommendations=recs,
+        )
+        expected[variant][0] += 1
+        if n % 3 == 0:
+            penchant.track(
+                "click",
+                "procedure",
+                recs[0].item.id,
+                user_id=user,
+                session_id=session,
+                extra_data={"source": "rec", "position": 1, "list": "procedures"},
+                timestamp=at + timedelta(minutes=1),
+            )
+            expected[variant][1] += 1
+        if n % 4 == 0:
+            penchant.track(
+                "form_submit",
+                "procedure",
+                1,
+                user_id=user,
+                session_id=session,
+                timestamp=at + timedelta(minutes=2),
+            )
+            expected[variant][2] += 1
+    # a replayed exposure of the same page view and list is stored once
+    penchant.record_exposure(
+        user_id=visitors[0],
+        session_id="s0",
+        page_view_id="pv0",
+        variant=assign_variant(visitors[0], key="exp", holdout=0.5),
+        content_type="procedures",
+        recommendations=penchant.recommend("procedures", visitors[0], limit=3),
+    )
+    assert penchant.flush(timeout=10)
+    report = penchant.report(days=7, minimum=10)
+    ctr, conversion, per_session = report.comparisons
+    for variant, estimate in (("personalized", ctr.personalized), ("holdout", ctr.holdout)):
+        exposures, clicks, _ = expected[variant]
+        assert estimate.n == exposures
+        assert estimate.value == pytest.approx(clicks / exposures)
+    assert conversion.personalized.n + conversion.holdout.n == len(visitors)
+    assert conversion.personalized.value * conversion.personalized.n == pytest.approx(
+        expected["personalized"][2]
+    )
+    assert per_session.personalized.n + per_session.holdout.n == len(visitors)
+    # every converting session went page view -> (click) -> form submission
+    paths = dict(report.funnels)
+    assert sum(paths.values()) == sum(v[2] for v in expected.values())
+    assert ("view:page", "click:procedure", "form_submit:procedure") in paths
