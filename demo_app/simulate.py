@@ -214,7 +214,7 @@ class _Visitor:
         if forwarded_for:
             self.headers["X-Forwarded-For"] = _address(n)
         self.viewed_procedure: int | None = None
-        self.rec_clicks = 0
+        self.found_through_recommendation = 0
 
     # ------------------------------------------------------------- requests
     def get(self, client: httpx.Client, path: str) -> _Page | None:
@@ -284,8 +284,9 @@ class _Visitor:
         metadata: dict[str, Any] | None = None
         if card.position is not None:
             metadata = {"source": "rec", "position": card.position, "list": card.list or ""}
-            self.rec_clicks += 1
             self.result.add(recommended_clicks=1)
+            if self.likes(card):
+                self.found_through_recommendation += 1
         self.beacon(
             client, page, [self.event("click", card.target_type, card.target_id, page, metadata)]
         )
@@ -330,6 +331,8 @@ class _Visitor:
                 if page is None or time.monotonic() > self.deadline:
                     break
                 liked = [c for c in page.cards if self.likes(c)]
+                if not liked and self.rng.random() < 0.25:
+                    break  # nothing here for them: some visitors simply leave
                 roll = self.rng.random()
                 if liked and roll < 0.7:
                     # Earlier cards are seen first: the top of a list gets more clicks.
@@ -346,7 +349,7 @@ class _Visitor:
                     page = self.get(client, f"/categories/{cid}")
             if page is not None and self.viewed_procedure is not None:
                 # Visitors who found what they wanted (often through a recommendation) ask more.
-                chance = 0.12 + 0.08 * min(self.rec_clicks, 3)
+                chance = 0.12 + 0.08 * min(self.found_through_recommendation, 3)
                 if self.rng.random() < chance:
                     self.consult(client, page)
         self.result.add(visitors=1)

@@ -109,7 +109,9 @@ def test_detail_pages_carry_the_form_and_card_markup(demo: tuple[str, Penchant])
     }
     assert {"25", "26", "27"} <= listed
     assert 'href="/personalization/privacy"' in privacy
-    assert re.search(r'<form method="post" action="/personalization/opt-out">', privacy)
+    assert re.search(
+        r'<form method="post" action="/personalization/opt-out\?next=/privacy">', privacy
+    )
 
 
 def test_viewing_one_category_puts_it_first(demo: tuple[str, Penchant]) -> None:
@@ -185,3 +187,23 @@ def test_secrets_are_made_once_and_private(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert len(results[0].secret_key) >= 32
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_opting_out_from_the_privacy_page(demo: tuple[str, Penchant]) -> None:
+    base, penchant = demo
+    with browser(base) as client:
+        client.get("/procedures/25")
+        assert "personalization is on" in client.get("/privacy").text
+        assert penchant.flush(timeout=20.0)
+        since = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=1)
+        assert penchant.store.daily_counts(since)
+        response = client.post("/personalization/opt-out?next=/privacy", headers={"Origin": base})
+        assert response.status_code in (302, 303)
+        assert response.headers["location"].endswith("/privacy")
+        privacy = client.get("/privacy").text
+        assert "personalization is off" in privacy
+        assert "/personalization/opt-in?next=/privacy" in privacy
+        assert 'data-off="1"' in client.get("/").text
+        assert penchant.flush(timeout=20.0)
+        # Opting out erased what was stored; browsing afterwards stores nothing.
+        assert penchant.store.daily_counts(since) == []
