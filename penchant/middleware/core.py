@@ -213,7 +213,9 @@ class Core:
             except Exception:
                 self._secret_retry_at = self._monotonic() + SECRET_RETRY
                 raise
-            self._signers = Signers(secrets, self.penchant.clock)
+            penchant = self.penchant
+            # Late-bound: a clock swapped on the service (tests) is the one signatures use.
+            self._signers = Signers(secrets, lambda: penchant.clock())
         return self._signers
 
     # ------------------------------------------------------------- identity

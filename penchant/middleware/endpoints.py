@@ -232,6 +232,8 @@ def _erase(core: Core, facts: RequestFacts) -> int | None:
         identity = core.identity_of(facts)
         if identity is None:
             return 0
+        # Events of this visitor already on their way to the database land before the delete.
+        core.penchant.flush(timeout=min(2.0, core.settings.shutdown_timeout))
         return core.penchant.erase(identity[0])
     except Exception:
         core.failed("erasure")

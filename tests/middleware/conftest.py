@@ -23,10 +23,15 @@ def open_site() -> Iterator[Callable[..., Client]]:
     opened: list[tuple[Client, Penchant]] = []
 
     def open_(
-        kind: str, database_url: str, *, peer: str = "203.0.113.7", **settings: Any
+        kind: str,
+        database_url: str,
+        *,
+        peer: str = "203.0.113.7",
+        secure: bool = False,
+        **settings: Any,
     ) -> Client:
         penchant = make_penchant(database_url, **settings)
-        client = make_client(kind, penchant, peer=peer)
+        client = make_client(kind, penchant, peer=peer, secure=secure)
         opened.append((client, penchant))
         return client
 

@@ -357,8 +357,11 @@ class Reply:
 class Client:
     """One interface over Starlette's TestClient (ASGI) and webtest (WSGI)."""
 
-    def __init__(self, kind: str, penchant: Penchant, *, peer: str = "203.0.113.7") -> None:
+    def __init__(
+        self, kind: str, penchant: Penchant, *, peer: str = "203.0.113.7", secure: bool = False
+    ) -> None:
         self.kind = kind
+        self.secure = secure
         self.penchant = penchant
         self.peer = peer
         self.default_headers = {"User-Agent": BROWSER, "Accept-Language": "en-GB,en;q=0.9"}
@@ -366,7 +369,12 @@ class Client:
             from starlette.testclient import TestClient
 
             self.app = penchant.asgi(_starlette_app(kind == "fastapi"))
-            self._asgi = TestClient(self.app, client=(peer, 40000), follow_redirects=False)
+            self._asgi = TestClient(
+                self.app,
+                base_url="https://testserver" if secure else "http://testserver",
+                client=(peer, 40000),
+                follow_redirects=False,
+            )
             self._asgi.__enter__()  # lifespan startup
         else:
             if kind == "flask":
@@ -376,14 +384,21 @@ class Client:
             else:
                 self.app = penchant.wsgi(_wsgi_app)
                 self._host = self.app
-            self._wsgi = webtest.TestApp(
-                self._host, extra_environ={"REMOTE_ADDR": peer}, lint=kind == "wsgi"
-            )
+            environ = {"REMOTE_ADDR": peer}
+            if secure:
+                environ.update({"wsgi.url_scheme": "https", "HTTP_HOST": "localhost:443"})
+            self._wsgi = webtest.TestApp(self._host, extra_environ=environ, lint=kind == "wsgi")
+
+    @property
+    def core(self) -> Any:
+        """The middleware's shared core (for signing test cookies with the site's keys)."""
+        return self.app.core
 
     @property
     def origin(self) -> str:
         """The Origin a browser would send for this site's own pages."""
-        return "http://testserver" if self.asgi else "http://localhost"
+        scheme = "https" if self.secure else "http"
+        return f"{scheme}://testserver" if self.asgi else f"{scheme}://localhost"
 
     @property
     def asgi(self) -> bool:
