@@ -114,7 +114,7 @@ def load(wheel: Path) -> tuple[list[Rating], dict[int, tuple[str, tuple[str, ...
         ratings.append(Rating(int(user), int(movie), int(float(stamp)), position))
     movies: dict[int, tuple[str, tuple[str, ...]]] = {}
     for line in item[1:]:
-        movie, title, _year, genres = (line.split("\t") + ["", "", ""])[:4]
+        movie, title, _year, genres = [*line.split("\t"), "", "", ""][:4]
         movies[int(movie)] = (title, tuple(g for g in genres.split() if g))
     return ratings, movies
 
@@ -213,8 +213,8 @@ def build(
     for e in training:
         histories[int(e.user_id)].append(e)
     affinities: dict[int, dict[int, AffinityState]] = defaultdict(dict)
-    for (user, cid), state in affinity_rows.items():
-        affinities[int(user)][cid] = state
+    for (visitor, cid), state in affinity_rows.items():
+        affinities[int(visitor)][cid] = state
     return World(catalog, popularity, trimmed, histories, affinities, held_out, len(by_user))
 
 
@@ -338,7 +338,14 @@ def _recommend(
     )
 
 
-def evaluate(world: World, *, cuts: Sequence[int] = HISTORY_CUTS) -> dict[str, object]:
+@dataclass(frozen=True, slots=True)
+class SeedResult:
+    overall: dict[str, dict[str, float]]  # strategy -> metric -> value
+    by_cut: dict[int, dict[str, float]]  # last n events -> strategy -> HR@20
+    by_length: dict[str, tuple[dict[str, float], int]]  # bucket -> (HR@20s, visitors)
+
+
+def evaluate(world: World, *, cuts: Sequence[int] = HISTORY_CUTS) -> SeedResult:
     """One seed: overall metrics per strategy, and HR@20 by history length."""
     shares = {i: n / world.visitors for i, n in world.popularity.counts["procedure"].items()}
     overall = {s: Tally() for s in STRATEGIES}
@@ -361,16 +368,14 @@ def evaluate(world: World, *, cuts: Sequence[int] = HISTORY_CUTS) -> dict[str, o
                 ranked = rank_items(world, strategy, short, now)
                 by_cut[cut][strategy].add_items(ranked, target.target_id, shares)
     size = len(world.catalog.items("procedure"))
-    return {
-        "overall": {s: t.result(size) for s, t in overall.items()},
-        "by_cut": {
-            c: {s: t.result(size)["hr@20"] for s, t in v.items()} for c, v in by_cut.items()
-        },
-        "by_length": {
+    return SeedResult(
+        overall={s: t.result(size) for s, t in overall.items()},
+        by_cut={c: {s: t.result(size)["hr@20"] for s, t in v.items()} for c, v in by_cut.items()},
+        by_length={
             b: ({s: t.result(size)["hr@20"] for s, t in v.items()}, v["popular"].users)
             for b, v in by_length.items()
         },
-    }
+    )
 
 
 _LENGTHS = ((19, 30), (31, 60), (61, 120), (121, 250), (251, 10_000))
@@ -482,14 +487,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
 
     summary: dict[str, dict[str, float]] = {}
-    keys = list(runs[0]["overall"]["popular"])  # type: ignore[index]
+    keys = list(runs[0].overall["popular"])
     print(f"\nNext item, mean over {seeds} seed(s) (± spread across seeds):")
     print(f"{'strategy':<10}" + "".join(f"{k:>20}" for k in keys))
     for strategy in STRATEGIES:
         row = f"{strategy:<10}"
         summary[strategy] = {}
         for k in keys:
-            mean, sd = _mean_sd([run["overall"][strategy][k] for run in runs])  # type: ignore[index]
+            mean, sd = _mean_sd([run.overall[strategy][k] for run in runs])
             summary[strategy][k] = round(mean, 4)
             row += f"{mean:>13.4f} ±{sd:.4f}"
         print(row)
@@ -498,19 +503,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\nHR@20 with only the visitor's last n events (affinity and history from those):")
         print(f"{'n':>6}" + "".join(f"{s:>10}" for s in STRATEGIES) + "   blended >= popular")
         for cut in HISTORY_CUTS:
-            values = {
-                s: statistics.fmean(run["by_cut"][cut][s] for run in runs)  # type: ignore[index]
-                for s in STRATEGIES
-            }
+            values = {s: statistics.fmean(run.by_cut[cut][s] for run in runs) for s in STRATEGIES}
             ok = values["blended"] >= values["popular"]
             print(f"{cut:>6}" + "".join(f"{values[s]:>10.4f}" for s in STRATEGIES) + f"   {ok}")
         print("\nHR@20 by the visitor's full history length:")
         print(f"{'events':>8}{'visitors':>10}" + "".join(f"{s:>10}" for s in STRATEGIES))
-        lengths = runs[0]["by_length"]  # type: ignore[index]
+        lengths = runs[0].by_length
         for bucket in sorted(lengths, key=lambda b: int(b.split("-")[0].rstrip("+"))):
             values = {
-                s: statistics.fmean(run["by_length"][bucket][0][s] for run in runs)  # type: ignore[index]
-                for s in STRATEGIES
+                s: statistics.fmean(run.by_length[bucket][0][s] for run in runs) for s in STRATEGIES
             }
             print(
                 f"{bucket:>8}{lengths[bucket][1]:>10}"

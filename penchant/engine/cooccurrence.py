@@ -17,18 +17,11 @@ import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
+from penchant.config import DEFAULT_WEIGHTS
 from penchant.engine.events import ITEM_TYPES, Interaction
 from penchant.engine.ranking import HistoryEntry
 
-__all__ = ["PAIR_WEIGHTS", "pair_increments"]
-
-#: interaction weights of the original, the default strength of each side of a pair
-PAIR_WEIGHTS: Mapping[str, float] = {
-    "view": 0.1,
-    "search": 0.2,
-    "click": 0.3,
-    "form_submit": 0.5,
-}
+__all__ = ["pair_increments"]
 
 _Key = tuple[str, int]
 _Pair = tuple[_Key, _Key]
@@ -41,6 +34,7 @@ def pair_increments(
     window: timedelta = timedelta(days=1),
     max_pairs_per_event: int = 20,
     half_life: timedelta = timedelta(hours=1),
+    order_decay: float = 0.7,
     weights: Mapping[str, float] | None = None,
 ) -> dict[_Pair, float]:
     """Symmetric co-occurrence increments from newly stored interactions.
@@ -48,13 +42,15 @@ def pair_increments(
     ``recent`` holds each visitor's stored history before this batch (it must
     not contain ``new`` itself); earlier events of the batch count as history
     too. Each item event pairs with at most ``max_pairs_per_event`` distinct
-    items the visitor had in the ``window`` before it, most recent first, each
-    pair adding ``sqrt(w_x * w_y) / w_view / (1 + gap / half_life)``: items of
-    one visit count most, without erasing the rest of the window.
+    items the visitor had in the ``window`` before it, most recent first, the
+    k-th (from 0) adding ``sqrt(w_x * w_y) / w_view / (1 + gap / half_life) *
+    order_decay**k``: items next to each other in one visit count most, without
+    erasing the rest of the window.
+    ``weights`` default to the original interaction weights.
     Non-item targets, unknown interaction types and zero weights add nothing.
     Both orders of a pair get the same increment; an item never pairs with itself.
     """
-    table = PAIR_WEIGHTS if weights is None else weights
+    table = DEFAULT_WEIGHTS if weights is None else weights
     unit = table.get("view", 0.0) or 1.0
     half = max(half_life.total_seconds(), 1e-9)
     out: dict[_Pair, float] = {}
@@ -82,9 +78,14 @@ def pair_increments(
                     break
                 if other in paired or other == key:
                     continue
-                paired.add(other)
                 gap = (at - then).total_seconds()
-                value = math.sqrt(strength * other_strength) / unit / (1.0 + gap / half)
+                value = (
+                    math.sqrt(strength * other_strength)
+                    / unit
+                    / (1.0 + gap / half)
+                    * order_decay ** len(paired)
+                )
+                paired.add(other)
                 out[(other, key)] = out.get((other, key), 0.0) + value
                 out[(key, other)] = out.get((key, other), 0.0) + value
         visitor.add(at, key, strength)

@@ -74,7 +74,7 @@ NeighbourMap = Mapping[TargetKey, Sequence[tuple[TargetKey, float]]]
 
 # Blend constants, tuned on the offline evaluation (bench/offline_eval.py).
 _HISTORY_DEPTH = 20  # distinct recent items whose neighbours are consulted
-_RECENCY = 0.8  # weight of the k-th most recent distinct item: _RECENCY**k
+_RECENCY = 0.6  # weight of the k-th most recent distinct item: _RECENCY**k
 _CO_EVIDENCE = 1.0  # distinct items at which co-occurrence gets half the weight
 _CAT_EVIDENCE = 1.0  # raw affinity at which category affinity gets half its share
 _CAT_PRIOR = 1.0  # pseudo-count of raw affinity the popular categories contribute
