@@ -193,7 +193,7 @@ def json_response(
     *,
     headers: Iterable[tuple[str, str]] = (),
 ) -> Response:
-    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    body = json.dumps(data, separators=(",", ":"), ensure_ascii=True).encode("utf-8")
     return Response(
         status,
         [

@@ -52,12 +52,16 @@ def _page(title: str, body: str) -> str:
     )
 
 
+def _tag(personalization: Any) -> str:
+    """The tracker's script tag (it carries the page token); no database read."""
+    return "" if personalization is None else str(personalization.script_tag())
+
+
 def _recommended(personalization: Any) -> str:
     if personalization is None:
         return ""
     names = [html.escape(r.item.name) for r in personalization.procedures()]
-    tag = personalization.script_tag() if hasattr(personalization, "script_tag") else ""
-    return "<ul>" + "".join(f"<li>{n}</li>" for n in names) + "</ul>" + str(tag)
+    return "<ul>" + "".join(f"<li>{n}</li>" for n in names) + "</ul>" + _tag(personalization)
 
 
 def starlette_site() -> Any:
@@ -68,7 +72,8 @@ def starlette_site() -> Any:
     from starlette.routing import Route
 
     async def home(request: Request) -> HTMLResponse:
-        return HTMLResponse(_page("Home", "<h1>Welcome</h1>"))
+        personalization = request.scope.get("penchant.personalization")
+        return HTMLResponse(_page("Home", "<h1>Welcome</h1>" + _tag(personalization)))
 
     async def procedure(request: Request) -> HTMLResponse:
         personalization = request.scope.get("penchant.personalization")
@@ -88,6 +93,8 @@ def starlette_site() -> Any:
             Route("/procedures/{pid:int}", procedure),
             Route("/contact", contact, methods=["POST"]),
             Route("/api/ping", api),
+            # Any other path is an HTML page, as on most sites with a CMS.
+            Route("/{rest:path}", home),
         ]
     )
 
@@ -108,7 +115,8 @@ def wsgi_site() -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes
             environ["wsgi.input"].read(size)
             body = _page("Thanks", "<p>sent</p>")
         else:
-            body = _page("Home", "<h1>Welcome</h1>")
+            personalization = environ.get("penchant.personalization")
+            body = _page("Home", "<h1>Welcome</h1>" + _tag(personalization))
         start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
         return [body.encode()]
 
@@ -161,3 +169,89 @@ def all_rows(database_url: str, table: str) -> list[dict[str, Any]]:
 
 def as_json(value: object) -> str:
     return json.dumps(value, separators=(",", ":"))
+
+
+class Reply:
+    """A response, whichever adapter produced it."""
+
+    def __init__(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key.lower() == name.lower():
+                return value
+        return None
+
+    def all(self, name: str) -> list[str]:
+        return [value for key, value in self.headers if key.lower() == name.lower()]
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class SiteClient:
+    """One interface over the ASGI adapter (Starlette's TestClient) and the WSGI one (webtest)."""
+
+    def __init__(self, adapter: str, penchant: Any, *, peer: str = "198.51.100.20") -> None:
+        self.adapter = adapter
+        if adapter == "asgi":
+            from starlette.testclient import TestClient
+
+            self._asgi = TestClient(
+                penchant.asgi(starlette_site()), client=(peer, 50000), follow_redirects=False
+            )
+        elif adapter == "wsgi":
+            import warnings
+
+            with warnings.catch_warnings():
+                # webtest still imports the cgi module (deprecated since Python 3.11).
+                warnings.simplefilter("ignore", DeprecationWarning)
+                import webtest
+            self._wsgi = webtest.TestApp(
+                penchant.wsgi(wsgi_site()), extra_environ={"REMOTE_ADDR": peer}
+            )
+        else:
+            raise ValueError(adapter)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        scheme: str = "http",
+    ) -> Reply:
+        headers = dict(headers or {})
+        if self.adapter == "asgi":
+            response = self._asgi.request(
+                method, f"{scheme}://testserver{path}", content=body, headers=headers
+            )
+            return Reply(
+                response.status_code, list(response.headers.multi_items()), response.content
+            )
+        content_type = headers.pop("Content-Type", None)
+        kwargs: dict[str, Any] = {"method": method, "headers": headers, "expect_errors": True}
+        if body or method in ("POST", "PUT", "DELETE"):
+            kwargs["body"] = body
+        if content_type is not None:
+            kwargs["content_type"] = content_type
+        environ = {"wsgi.url_scheme": scheme, "HTTP_HOST": "testserver"}
+        response = self._wsgi.request(path, environ=environ, **kwargs)
+        return Reply(response.status_int, list(response.headerlist), response.body)
+
+    def get(self, path: str, **kwargs: Any) -> Reply:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, body: bytes | str = b"", **kwargs: Any) -> Reply:
+        data = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+        return self.request("POST", path, body=data, **kwargs)
+
+    def close(self) -> None:
+        if self.adapter == "asgi":
+            self._asgi.close()
