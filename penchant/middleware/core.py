@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from penchant.engine.consent import CONSENT_MAX_AGE, ConsentState, Decision, decide
@@ -60,6 +61,8 @@ _RESERVED = frozenset({"path", "categories"})
 #: Seconds between retention runs of one process, and before the first one.
 RETENTION_INTERVAL = 3600.0
 RETENTION_FIRST_DELAY = 60.0
+#: Fingerprints remembered per (User-Agent, IP, Accept-Language) in one process.
+FINGERPRINT_CACHE = 8192
 #: After the secret could not be read (database down), do not ask again for this long.
 SECRET_RETRY = 30.0
 
@@ -168,6 +171,8 @@ class Core:
         self._signers: Signers | None = None
         self._secret_retry_at = 0.0
         self._next_purge = monotonic() + RETENTION_FIRST_DELAY
+        # Returning visitors skip the HMAC; kept in memory only, like the request itself.
+        self._fingerprint_of = lru_cache(maxsize=FINGERPRINT_CACHE)(self._compute_fingerprint)
         self.errors = 0
 
     # ------------------------------------------------------------ accounting
@@ -226,9 +231,12 @@ class Core:
         ip = self.client_ip(facts)
         if self.settings.truncate_ip:
             ip = truncate_ip(ip)
+        return self._fingerprint_of(facts.user_agent, ip, facts.accept_language)
+
+    def _compute_fingerprint(self, user_agent: str, ip: str, accept_language: str) -> str:
         if self.settings.fingerprint == "md5":
-            return legacy_fingerprint(facts.user_agent, ip, facts.accept_language)
-        return fingerprint(facts.user_agent, ip, facts.accept_language, key=self.secret())
+            return legacy_fingerprint(user_agent, ip, accept_language)
+        return fingerprint(user_agent, ip, accept_language, key=self.secret())
 
     def consent_of(
         self, facts: RequestFacts, cookies: dict[str, str] | None = None
