@@ -1,0 +1,44 @@
+"""Fixtures of the security tests: the small site through either adapter, on either database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from penchant import Penchant
+from tests.reliability.sites import SiteClient, small_catalog
+from tests.security.helpers import OpenSite
+
+
+@pytest.fixture(params=["asgi", "wsgi"])
+def adapter(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def open_site() -> Iterator[OpenSite]:
+    """``open_site(adapter, database_url, peer=..., **settings)`` -> (client, penchant)."""
+    opened: list[tuple[SiteClient, Penchant]] = []
+
+    def open_(
+        adapter: str, database_url: str, *, peer: str = "198.51.100.20", **settings: Any
+    ) -> tuple[SiteClient, Penchant]:
+        options: dict[str, Any] = {
+            "secret_key": "security-tests",
+            "catalog": small_catalog(),
+            "url_patterns": {"/procedures/{id}": "procedure"},
+            "flush_interval": 0.05,
+        }
+        options.update(settings)
+        penchant = Penchant(database_url=database_url, **options)
+        penchant.init_db()
+        client = SiteClient(adapter, penchant, peer=peer)
+        opened.append((client, penchant))
+        return client, penchant
+
+    yield open_
+    for client, penchant in opened:
+        client.close()
+        penchant.close(timeout=5.0)
