@@ -202,7 +202,7 @@ class _Visitor:
         self.result = result
         self.category_of = category_of
         self.deadline = deadline
-        weights = [1.0 / (rank + 1) ** 0.9 for rank in range(len(_DEMAND))]
+        weights = [1.0 / (rank + 1) ** 0.6 for rank in range(len(_DEMAND))]
         first = rng.choices(_DEMAND, weights)[0]
         self.favourites = {first}
         if rng.random() < 0.4:
@@ -334,15 +334,16 @@ class _Visitor:
                 if not liked and self.rng.random() < 0.25:
                     break  # nothing here for them: some visitors simply leave
                 roll = self.rng.random()
-                if liked and roll < 0.7:
+                if liked and roll < 0.6:
                     # Earlier cards are seen first: the top of a list gets more clicks.
                     weights = [1.0 / (1 + i) for i in range(len(liked))]
                     page = self.click(client, page, self.rng.choices(liked, weights)[0])
-                elif roll < 0.8:
+                elif roll < 0.7:
                     page = self.search(client, page)
-                elif roll < 0.9 and page.cards:
+                elif roll < 0.78 and page.cards:
                     page = self.click(client, page, self.rng.choice(page.cards))
-                elif roll < 0.95:
+                elif roll < 0.93:
+                    # Back to the home page, which has changed if it is personalized.
                     page = self.get(client, "/")
                 else:
                     cid = self.rng.choice(sorted(self.favourites))
