@@ -75,7 +75,8 @@ NeighbourMap = Mapping[TargetKey, Sequence[tuple[TargetKey, float]]]
 # Blend constants, tuned on the offline evaluation (bench/offline_eval.py).
 _HISTORY_DEPTH = 20  # distinct recent items whose neighbours are consulted
 _RECENCY = 0.6  # weight of the k-th most recent distinct item: _RECENCY**k
-_CO_EVIDENCE = 1.0  # distinct items at which co-occurrence gets half the weight
+_CO_EVIDENCE = 1.0  # recency weight at which co-occurrence gets half the weight
+_CO_SUPPORT = 5.0  # co-occurrence weight at which an item's neighbours count half
 _CAT_EVIDENCE = 1.0  # raw affinity at which category affinity gets half its share
 _CAT_PRIOR = 1.0  # pseudo-count of raw affinity the popular categories contribute
 _TOP_CATEGORIES = 3  # categories whose popular items become candidates
@@ -410,7 +411,7 @@ def _contextual_items(
     source = _lookup(catalog, context) if context is not None else None
     if context is None or source is None:
         return ranked
-    co, _ = _co_viewed(neighbours, [context], (target_type,), ())
+    co, _, _ = _co_viewed(neighbours, [context], (target_type,), ())
     for key, share in sorted(co.items(), key=lambda kv: (-kv[1], kv[0][1])):
         ranked.append((key, share, Reason("co_viewed", source)))
     category_ids = (source.id,) if isinstance(source, Category) else source.category_ids
@@ -483,16 +484,18 @@ def _co_viewed(
     recent: Sequence[TargetKey],
     types: Container[str],
     seen: Container[TargetKey],
-) -> tuple[dict[TargetKey, float], dict[TargetKey, tuple[float, TargetKey]]]:
+) -> tuple[dict[TargetKey, float], dict[TargetKey, tuple[float, TargetKey]], float]:
     """Neighbours (of ``types``, not ``seen``) of the recent items as one distribution.
 
     The k-th recent item weighs ``_RECENCY**k``. Returns the shares (summing to
-    1, or empty) and, per neighbour, the largest part one recent item gave it,
-    with that item: the reason's source.
+    1, or empty); per neighbour, the largest part one recent item gave it, with
+    that item (the reason's source); and the evidence behind the shares: the
+    recency weights, each discounted when its item has little co-occurrence.
     """
     co: dict[TargetKey, float] = {}
     source: dict[TargetKey, tuple[float, TargetKey]] = {}
     weight_sum = 0.0
+    evidence = 0.0
     r = 1.0
     for origin in recent:
         picked = [
@@ -503,6 +506,7 @@ def _co_viewed(
         total = sum(w for _, w in picked)
         if total > 0:
             weight_sum += r
+            evidence += r * total / (total + _CO_SUPPORT)
             scale = r / total
             for key, w in picked:
                 part = scale * w
@@ -513,7 +517,7 @@ def _co_viewed(
         r *= _RECENCY
     if weight_sum > 0:
         co = {key: value / weight_sum for key, value in co.items()}
-    return co, source
+    return co, source, evidence
 
 
 def _category_shares(
@@ -568,7 +572,7 @@ def _blended_categories(
     """
     shares, _ = _category_shares(catalog, popularity, profile, now, rate)
     seen = {(h.target_type, h.target_id) for h in profile.history}
-    co, co_source = _co_viewed(neighbours, _recent_items(profile, context), ITEM_TYPES, seen)
+    co, co_source, _ = _co_viewed(neighbours, _recent_items(profile, context), ITEM_TYPES, seen)
     mix = _CAT_CO_SHARE if co else 0.0
     mass: dict[tuple[int, ...], float] = {}
     for cid, share in shares.items():
@@ -639,8 +643,7 @@ def _blended_items(
 
     # (a) co-occurrence: neighbours of recent items, recency-weighted.
     recent = _recent_items(profile, context)
-    co, co_source = _co_viewed(neighbours, recent, (target_type,), seen)
-    evidence_co = sum(_RECENCY**k for k in range(len(recent))) if co else 0.0
+    co, co_source, evidence_co = _co_viewed(neighbours, recent, (target_type,), seen)
     a = evidence_co / (evidence_co + _CO_EVIDENCE)
     # (b) category affinity, shrunk towards popular categories.
     shares, evidence_cat = _category_shares(catalog, popularity, profile, now, rate)
