@@ -398,6 +398,22 @@ def test_a_full_queue_is_sent_without_waiting(page: Page, site: Site) -> None:
     assert ids == list(range(1, 46))
 
 
+def test_a_large_batch_is_split_under_the_body_cap(page: Page, site: Site) -> None:
+    open_page(page, site)
+    page.evaluate(
+        "for (let i = 0; i < 12; i++) penchant.track('click', 'doctor', i, {note: 'x'.repeat(900)})"
+    )
+    settle(page)
+    deadline = time.monotonic() + 10
+    while len(site.recorder.events()) < 12 and time.monotonic() < deadline:
+        site.recorder.wait_for(len(site.recorder.beacons) + 1)
+    beacons = site.recorder.beacons
+    assert len(beacons) > 1
+    for beacon in beacons:
+        assert len(json.dumps(beacon.body, separators=(",", ":")).encode()) <= 7000
+    assert sorted(e["target_id"] for e in site.recorder.events()) == list(range(12))
+
+
 def test_search_sends_the_query_not_other_fields(page: Page, site: Site) -> None:
     open_page(page, site)
     page.fill("#q", "  Botox lips  ")

@@ -85,3 +85,16 @@ def test_source_and_bundle_avoid(pattern: str, why: str) -> None:
             code = re.sub(r"/\*.*?\*/|//[^\n]*", "", code, flags=re.S)
         match = re.search(pattern, code)
         assert match is None, f"{path.name}: {match.group(0) if match else ''!r} ({why})"
+
+
+def test_readme_states_the_current_size() -> None:
+    readme = TRACKER_DIR.parent.parent / "README.md"
+    if not readme.exists():
+        pytest.skip("no README.md next to the package (installed elsewhere)")
+    match = re.search(
+        r"`tracker\.min\.js` is ([\d,]+) bytes, ([\d,]+) bytes after `gzip -9`", readme.read_text()
+    )
+    assert match, "README's tracking script section does not state the bundle size"
+    data = BUNDLE.read_bytes()
+    stated = (int(match.group(1).replace(",", "")), int(match.group(2).replace(",", "")))
+    assert stated == (len(data), len(gzip.compress(data, 9))), "update the size in README.md"
