@@ -669,19 +669,21 @@ def _blended_items(
             _head(popularity.order(catalog, target_type, cid), target_type, seen, depth)
         )
 
-    item_of = catalog.item
+    # The hot loop of a request: locals bound once, no generator per candidate.
+    item_of, count_of, co_of, factor_of = catalog.item, counts.get, co.get, per_visitor.get
     scored: dict[TargetKey, float] = {}
     for key in candidates:
-        item = item_of(*key)
+        item = item_of(key[0], key[1])
         if item is None:
             continue
-        count = counts.get(key[1], 0)
-        score = a * co.get(key, 0.0)
+        score = a * co_of(key, 0.0)
+        count = count_of(key[1], 0)
         if count:
-            score += count * (
-                pop_factor + sum(per_visitor.get(cid, 0.0) for cid in item.category_ids)
-            )
-        if key in demote:
+            factor = pop_factor
+            for cid in item.category_ids:
+                factor += factor_of(cid, 0.0)
+            score += count * factor
+        if demote and key in demote:
             score *= _DEMOTE
         scored[key] = score
 
