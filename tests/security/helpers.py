@@ -8,7 +8,7 @@ from collections.abc import Callable
 from penchant import Penchant
 from tests.reliability.sites import SiteClient
 
-__all__ = ["BROWSER", "SAME_ORIGIN", "OpenSite", "page_token"]
+__all__ = ["BROWSER", "SAME_ORIGIN", "TOKEN", "OpenSite", "page_token"]
 
 TOKEN = re.compile(r'data-token="([^"]*)"')
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
