@@ -10,6 +10,7 @@ host response must succeed, and afterwards the books must balance exactly:
 from __future__ import annotations
 
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from penchant.storage.store import Store
 from tests.reliability.chaos_proxy import ChaosProxy, chaos_proxy
 from tests.reliability.sites import (
     BEACON,
+    SiteClient,
     beacon_event,
     count_rows,
     small_catalog,
@@ -134,3 +136,42 @@ def test_every_response_succeeds_and_the_books_balance(pg_url: str, proxy: Chaos
     # Every event id is new, so a duplicate can only be a commit that landed
     # while its connection was reset: the row is there once either way.
     assert count_rows(pg_url) == health["stored"] + health["duplicates"]  # type: ignore[operator]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a database that accepts connections but never answers (frozen server, "
+    "network partition) blocks the read path: PostgreSQL's statement_timeout runs on "
+    "the server, and the client has no deadline of its own",
+)
+def test_a_database_that_never_answers_does_not_hold_up_a_page(
+    pg_url: str, proxy: ChaosProxy
+) -> None:
+    Store(pg_url).create_all()
+    penchant = Penchant(
+        database_url=sa.make_url(pg_url)
+        .set(host="127.0.0.1", port=proxy.port)
+        .render_as_string(False),
+        secret_key="stall",
+        catalog=small_catalog(),
+    )
+    client = SiteClient("wsgi", penchant)
+    browser = {"User-Agent": "Mozilla/5.0 StallTest", "Sec-Fetch-Site": "same-origin"}
+    assert client.get("/procedures/1", headers=browser).status == 200  # pool and caches warm
+    proxy.set_mode("blackhole")
+    replies: list[int] = []
+    visitor = {**browser, "User-Agent": "Mozilla/5.0 StallTest/2"}
+    worker = threading.Thread(
+        target=lambda: replies.append(client.get("/procedures/2", headers=visitor).status)
+    )
+    worker.start()
+    # A page that asks for recommendations should fall back to popular content well
+    # before a visitor gives up; 6 s is already far too long for a page.
+    worker.join(6.0)
+    answered_in_time = not worker.is_alive()
+    proxy.down()  # reset the stalled connections so the request (and the test) can end
+    worker.join(30.0)
+    client.close()
+    penchant.close(timeout=1.0)
+    assert replies == [200]
+    assert answered_in_time
