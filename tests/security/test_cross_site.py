@@ -1,0 +1,97 @@
+"""Another site acting through the visitor's browser: forms that change state, and
+subresource requests that would look like page views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.reliability.sites import all_rows
+from tests.security.helpers import BROWSER, SAME_ORIGIN, OpenSite
+
+CROSS_SITE_FORM = {
+    "User-Agent": BROWSER,
+    "Accept-Language": "en-GB",
+    "Sec-Fetch-Site": "cross-site",
+    "Sec-Fetch-Mode": "navigate",
+    "Sec-Fetch-Dest": "document",
+    "Origin": "https://evil.example",
+}
+
+
+@pytest.mark.parametrize(
+    ("method", "route"),
+    [
+        ("POST", "/personalization/opt-out"),
+        ("POST", "/personalization/opt-in"),
+        ("POST", "/personalization/my-data/delete"),
+        ("DELETE", "/personalization/my-data"),
+    ],
+)
+@pytest.mark.parametrize("consent", ["opt-out", "opt-in"])
+def test_another_site_cannot_change_a_visitors_choices(
+    adapter: str, consent: str, method: str, route: str, tmp_path: Any, open_site: OpenSite
+) -> None:
+    url = f"sqlite:///{tmp_path / 'csrf.db'}"
+    client, penchant = open_site(adapter, url, consent=consent)
+    if consent == "opt-in":
+        reply = client.post("/personalization/opt-in", headers=SAME_ORIGIN)
+        cookie = next(h for h in reply.all("Set-Cookie") if "penchant_consent=" in h)
+        headers = {**SAME_ORIGIN, "Cookie": cookie.split(";")[0]}
+    else:
+        headers = dict(SAME_ORIGIN)
+    client.get("/procedures/2", headers=headers)
+    assert penchant.flush(10)
+    before = len(all_rows(url, "user_interactions"))
+    assert before == 1
+
+    forged = {**CROSS_SITE_FORM, **({"Cookie": headers["Cookie"]} if "Cookie" in headers else {})}
+    reply = client.request(method, route, headers=forged)
+    assert reply.status == 403
+    assert reply.all("Set-Cookie") == []  # no opt-out, no consent given on the visitor's behalf
+    assert penchant.flush(10)
+    assert len(all_rows(url, "user_interactions")) == before  # nothing erased
+
+
+def _views(url: str) -> int:
+    return sum(1 for r in all_rows(url, "user_interactions") if r["interaction_type"] == "view")
+
+
+def test_arriving_from_another_site_is_a_page_view(
+    adapter: str, tmp_path: Any, open_site: OpenSite
+) -> None:
+    # A visitor following a search engine's link: cross-site, but a real visit.
+    url = f"sqlite:///{tmp_path / 'arrive.db'}"
+    client, penchant = open_site(adapter, url)
+    arrival = {k: v for k, v in CROSS_SITE_FORM.items() if k != "Origin"}
+    client.get("/procedures/4", headers=arrival)
+    assert penchant.flush(10)
+    assert _views(url) == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="page views do not look at Sec-Fetch-Dest/Sec-Fetch-Mode: another site can "
+    "embed a procedure page as an <img> or fetch it with no-cors and move the visitor's "
+    "affinities",
+)
+@pytest.mark.parametrize(
+    ("dest", "mode"), [("image", "no-cors"), ("empty", "no-cors"), ("script", "no-cors")]
+)
+def test_a_cross_site_subresource_request_is_not_a_page_view(
+    adapter: str, dest: str, mode: str, tmp_path: Any, open_site: OpenSite
+) -> None:
+    url = f"sqlite:///{tmp_path / 'embed.db'}"
+    client, penchant = open_site(adapter, url)
+    headers = {
+        "User-Agent": BROWSER,
+        "Accept-Language": "en-GB",
+        "Sec-Fetch-Site": "cross-site",
+        "Sec-Fetch-Dest": dest,
+        "Sec-Fetch-Mode": mode,
+    }
+    for _ in range(5):
+        assert client.get("/procedures/4", headers=headers).status == 200
+    assert penchant.flush(10)
+    assert _views(url) == 0
