@@ -134,6 +134,13 @@ def _json_text(value: Mapping[str, object] | None) -> str | None:
 
 def _payload(event: Interaction) -> str:
     """The row as JSON for the dead-letter table; never fails."""
+    try:
+        return _payload_of(event)
+    except Exception:
+        return json.dumps({"unreadable": repr(event)}, ensure_ascii=True)
+
+
+def _payload_of(event: Interaction) -> str:
     row = {
         "user_id": event.user_id,
         "session_id": event.session_id,

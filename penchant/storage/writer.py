@@ -159,6 +159,7 @@ class Writer:
         self._closing = False
         self._closed = False
         self._deadline: float | None = None
+        self._lost_at_close = 0  # events given up on once close() was called
         self._thread: threading.Thread | None = None
         self._store: Store | None = None
         self._accepted = 0
@@ -268,7 +269,8 @@ class Writer:
             thread.join(max(0.0, deadline - time.monotonic()))
         with self._cond:
             self._closed = True
-            lost = self._drop_pending_locked()
+            self._drop_pending_locked()
+            lost = self._lost_at_close
             self._cond.notify_all()
         if lost:
             logger.warning("writer stopped with %d interactions not written", lost)
@@ -301,6 +303,7 @@ class Writer:
         self._queue.clear()
         self._batch = []
         self._dropped[reason] += lost
+        self._lost_at_close += lost
         return lost
 
     def _run(self) -> None:
@@ -357,6 +360,7 @@ class Writer:
                     recent = store.recent_history(sorted({e.user_id for e in events}))
                 result = store.record(events, self._deltas_for, self._rate)
             except Exception as exc:
+                self._store = None  # ask the factory again: it may hand out a working store
                 unexpected += 0 if isinstance(exc, StoreUnavailable) else 1
                 if self._failed(batch, exc, give_up=unexpected >= _UNEXPECTED_LIMIT):
                     return
@@ -398,7 +402,7 @@ class Writer:
             )
             self._notify_stored([event for _, event in batch])
             return True
-        if failures == 1 or isinstance(exc, StoreUnavailable):
+        if failures == 1 or failures % 10 == 0:
             logger.warning(
                 "could not write %d interactions (failure %d): %s", len(batch), failures, error
             )
