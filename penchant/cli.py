@@ -1,0 +1,230 @@
+"""The ``penchant`` command: create the tables, monitor, purge, export and erase.
+
+Every command takes ``--database-url`` (else ``DATABASE_URL``, else the default
+SQLite file). Errors are one line on stderr: exit code 2 for bad arguments or
+settings, 1 when the database cannot do what was asked.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, NoReturn
+
+import click
+
+from penchant.config import ConfigError, Settings
+from penchant.storage.retention import cutoff
+from penchant.storage.store import Store, StoreError
+
+__all__ = ["main"]
+
+_FINGERPRINT = re.compile(r"^[0-9a-f]{32}$")
+
+
+class _Fail(click.ClickException):
+    """A runtime failure: one line, exit code 1."""
+
+    exit_code = 1
+
+
+class _OneLineGroup(click.Group):
+    """Print every error as one line on stderr, never a traceback."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            result = super().main(
+                args=args,
+                prog_name=prog_name or "penchant",
+                complete_var=complete_var,
+                standalone_mode=False,
+                **extra,
+            )
+        except click.ClickException as exc:
+            _exit(f"penchant: error: {exc.format_message()}", exc.exit_code)
+        except click.Abort:
+            _exit("penchant: aborted", 1)
+        except Exception as exc:  # the last guard: a message, not a traceback
+            _exit(f"penchant: error: {exc.__class__.__name__}: {exc}", 1)
+        code = result if isinstance(result, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _exit(message: str, code: int) -> NoReturn:
+    click.echo(message.splitlines()[0] if message else "penchant: error", err=True)
+    sys.exit(code)
+
+
+def _settings(database_url: str | None) -> Settings:
+    try:
+        if database_url is not None:
+            return Settings.from_env(database_url=database_url)
+        return Settings.from_env()
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@contextmanager
+def _store(settings: Settings) -> Iterator[Store]:
+    try:
+        store = Store(settings.database_url)
+    except StoreError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        yield store
+    except StoreError as exc:
+        raise _Fail(str(exc)) from None
+    finally:
+        store.dispose()
+
+
+def _fingerprint(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    value = value.strip().lower()
+    if not _FINGERPRINT.match(value):
+        raise click.BadParameter("expected 32 hexadecimal characters")
+    return value
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+database_url_option = click.option(
+    "--database-url",
+    metavar="URL",
+    default=None,
+    help="sqlite:///file.db or postgresql://user@host/name (default: $DATABASE_URL).",
+)
+
+
+@click.group(cls=_OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """penchant: personalization for anonymous visitors (operator commands)."""
+
+
+@main.command("init-db")
+@database_url_option
+def init_db(database_url: str | None) -> None:
+    """Create penchant's tables (safe to run again)."""
+    settings = _settings(database_url)
+    with _store(settings) as store:
+        store.create_all()
+        click.echo(f"tables ready in {store.display_url}")
+
+
+@main.command()
+@database_url_option
+@click.option("--days", type=click.IntRange(min=1), default=7, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of tables.")
+def stats(database_url: str | None, days: int, as_json: bool) -> None:
+    """Interactions per day and type; visitors with more than 5 interactions."""
+    settings = _settings(database_url)
+    since = _now() - timedelta(days=days)
+    with _store(settings) as store:
+        daily = store.daily_counts(since)
+        engaged = store.engaged_visitors(since, minimum=5)
+        dead = store.dead_letter_count()
+    if as_json:
+        payload = {
+            "since": since.isoformat(),
+            "days": days,
+            "daily": [{"date": d, "interaction_type": t, "count": n} for d, t, n in daily],
+            "engaged_visitors": [{"user_id": u, "interactions": n} for u, n in engaged],
+            "dead_letters": dead,
+        }
+        click.echo(json.dumps(payload, sort_keys=True))
+        return
+    click.echo(f"Interactions per day and type, last {days} days:")
+    if not daily:
+        click.echo("  (none)")
+    for day, kind, count in daily:
+        click.echo(f"  {day}  {kind:<12} {count:>8}")
+    click.echo("Visitors with more than 5 interactions:")
+    if not engaged:
+        click.echo("  (none)")
+    for user_id, count in engaged:
+        click.echo(f"  {user_id}  {count:>8}")
+    click.echo(f"Dead-lettered rows: {dead}")
+
+
+@main.command()
+@database_url_option
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Keep this many days (default: INTERACTION_RETENTION_DAYS, 90).",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+def purge(database_url: str | None, days: int | None, dry_run: bool) -> None:
+    """Delete interactions (and stale affinities) older than the retention window."""
+    settings = _settings(database_url)
+    keep = days if days is not None else settings.retention_days
+    before = cutoff(keep, now=_now())
+    with _store(settings) as store:
+        result = store.purge_counts(before) if dry_run else store.purge(before)
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(
+        f"{verb} {result.interactions} interactions, {result.affinities} affinities, "
+        f"{result.dead_letters} dead-lettered rows older than {before.isoformat()}"
+    )
+
+
+@main.command()
+@database_url_option
+@click.argument("fingerprint", callback=_fingerprint)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write the JSON here instead of standard output.",
+)
+def export(database_url: str | None, fingerprint: str, output: str | None) -> None:
+    """Print everything stored about one visitor as JSON (data portability)."""
+    settings = _settings(database_url)
+    with _store(settings) as store:
+        data = store.export(fingerprint)
+    text = json.dumps(data, indent=2, sort_keys=True)
+    if output is None:
+        click.echo(text)
+        return
+    try:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+    except OSError as exc:
+        raise _Fail(f"cannot write {output}: {exc.strerror}") from None
+    interactions = data["interactions"]
+    count = len(interactions) if isinstance(interactions, list) else 0
+    click.echo(f"wrote {count} interactions to {output}", err=True)
+
+
+@main.command()
+@database_url_option
+@click.argument("fingerprint", callback=_fingerprint)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def erase(database_url: str | None, fingerprint: str, yes: bool) -> None:
+    """Delete everything stored about one visitor (right to erasure)."""
+    settings = _settings(database_url)
+    with _store(settings) as store:
+        if not yes:
+            click.confirm(f"Erase every row of visitor {fingerprint}?", abort=True)
+        deleted = store.erase(fingerprint)
+    click.echo(f"erased {deleted} rows of visitor {fingerprint}")
+
+
+if __name__ == "__main__":
+    main()
