@@ -14,15 +14,20 @@ Two strategies rank a returning visitor's content:
 
         score(i) = a * P_co(i) + b * P_cat(i) + c * P_pop(i)
 
-    ``P_co`` is item-to-item co-occurrence: the neighbours of the items in the
-    visitor's recent history, each history item weighted by its recency.
-    ``P_cat`` picks a category from the visitor's affinities (the uncapped
-    score decayed to ``now``, shrunk towards the popular categories) and then a
-    popular item of it. ``P_pop`` is the popularity prior. The weight of each
-    signal grows with the evidence behind it (distinct recent items, total
-    affinity), so a visitor with little history gets nearly the popular order:
-    never worse than popular content. Categories blend the visitor's affinity
-    with the popular categories the same way.
+    ``P_co`` is item-to-item co-occurrence: the neighbours of the visitor's
+    recent items, the k-th most recent weighted ``_RECENCY**k``. ``P_cat``
+    picks a category from the visitor's affinities (the uncapped score decayed
+    to ``now``, which keeps the order the cap at 1.0 loses, shrunk towards the
+    popular categories) and then an item of it in proportion to its visitors.
+    ``P_pop`` is the popularity prior. ``a`` and ``b`` grow with the evidence
+    behind their signal (recent items with enough co-occurrence, total raw
+    affinity) and the prior takes the rest, so a visitor with little history
+    gets nearly the popular order.
+
+    Categories: the categories of the visitor's next item are predicted by the
+    shrunk affinities mixed with the categories of co-viewed items, and the
+    list is chosen greedily so that each category adds the most probability
+    not yet covered (an item may sit in several categories).
 
 Items the visitor has already seen are excluded (``exclude_seen=True``) or
 demoted to a fraction of their score (``exclude_seen=False``). The page being
@@ -43,6 +48,7 @@ from penchant.engine.events import ITEM_TYPES
 
 __all__ = [
     "CONTENT_TYPES",
+    "HISTORY_DEPTH",
     "STRATEGIES",
     "HistoryEntry",
     "NeighbourMap",
@@ -72,8 +78,10 @@ TargetKey = tuple[str, int]
 #: item -> its co-viewed items with their co-occurrence weight, strongest first
 NeighbourMap = Mapping[TargetKey, Sequence[tuple[TargetKey, float]]]
 
+#: distinct recent items (most recent first) whose neighbours recommend() consults
+HISTORY_DEPTH = 10
+
 # Blend constants, tuned on the offline evaluation (bench/offline_eval.py).
-_HISTORY_DEPTH = 20  # distinct recent items whose neighbours are consulted
 _RECENCY = 0.6  # weight of the k-th most recent distinct item: _RECENCY**k
 _CO_EVIDENCE = 1.0  # recency weight at which co-occurrence gets half the weight
 _CO_SUPPORT = 5.0  # co-occurrence weight at which an item's neighbours count half
@@ -472,7 +480,7 @@ def _recent_items(profile: VisitorProfile, context: TargetKey | None) -> list[Ta
     if context is not None and context[0] in ITEM_TYPES:
         out[context] = None
     for entry in sorted(profile.history, key=lambda h: h.timestamp, reverse=True):
-        if len(out) >= _HISTORY_DEPTH:
+        if len(out) >= HISTORY_DEPTH:
             break
         if entry.target_type in ITEM_TYPES:
             out.setdefault((entry.target_type, entry.target_id), None)
