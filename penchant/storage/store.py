@@ -60,6 +60,7 @@ ItemKey = tuple[str, int]
 
 _UNION_CHUNK = 50  # per-visitor / per-item subqueries glued into one round trip
 _MAX_ERROR_CHARS = 500
+_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 _TRANSIENT_RETRIES = 3  # deadlock or serialization failure: retry the transaction at once
 
 
@@ -228,7 +229,11 @@ class Store:
             ) from None
         except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError) as exc:
             raise StoreError(f"bad database URL {self.display_url}: {exc}") from None
-        self._upsert_affinity = self._build_affinity_upsert()
+        # compiled once and run with executemany: one statement (one atomic upsert) per row
+        compiled = self._build_affinity_upsert().compile(dialect=self._engine.dialect)
+        self._upsert_sql = str(compiled)
+        self._upsert_positions: Sequence[str] | None = compiled.positiontup
+        self._upsert_literals: dict[str, Any] = dict(compiled.params)  # e.g. 86400.0
 
     # ------------------------------------------------------------ engines
     @property
@@ -284,11 +289,16 @@ class Store:
             "options": f"-c statement_timeout={int(statement_timeout * 1000)}",
             "application_name": "penchant",
         }
+        extra: dict[str, Any] = {}
+        if url.get_driver_name() == "psycopg2":
+            # affinity upserts go in pages of 100 statements per round trip
+            extra = {"executemany_mode": "values_plus_batch", "executemany_batch_page_size": 100}
         return sa.create_engine(
             url,
             connect_args=connect_args,
             pool_timeout=pool_timeout,
             pool_pre_ping=True,  # a restarted server's dead connections are replaced, not used
+            **extra,
         )
 
     def _insert(self, table: sa.Table) -> Any:
@@ -534,23 +544,33 @@ class Store:
             # the interactions are still worth keeping without their affinity update
             logger.exception("computing affinity deltas failed; interactions stored without them")
             return
+        if not deltas:
+            return
+        rows: list[Any] = []
         for delta in sorted(deltas, key=lambda d: (d.user_id, d.category_id)):
-            conn.execute(
-                self._upsert_affinity,
-                {
-                    "p_user": delta.user_id,
-                    "p_category": delta.category_id,
-                    "p_score": min(delta.cap, delta.add),
-                    "p_raw": delta.add_raw,
-                    "p_first": _naive_utc(delta.first),
-                    "p_last": _naive_utc(delta.last),
-                    "p_scale": delta.scale,
-                    "p_add": delta.add,
-                    "p_cap": delta.cap,
-                    "p_add_raw": delta.add_raw,
-                    "p_rate": rate,
-                },
-            )
+            first, last = _naive_utc(delta.first), _naive_utc(delta.last)
+            params: dict[str, Any] = {
+                **self._upsert_literals,
+                "p_user": delta.user_id,
+                "p_category": delta.category_id,
+                "p_score": min(delta.cap, delta.add),
+                "p_raw": delta.add_raw,
+                "p_first": first,
+                "p_last": last,
+                "p_scale": delta.scale,
+                "p_add": delta.add,
+                "p_cap": delta.cap,
+                "p_add_raw": delta.add_raw,
+                "p_rate": rate,
+            }
+            if self._upsert_positions is not None:
+                # SQLite: the same text format SQLAlchemy stores DateTime columns in
+                params["p_first"] = first.strftime(_SQLITE_DATETIME)
+                params["p_last"] = last.strftime(_SQLITE_DATETIME)
+                rows.append(tuple(params[name] for name in self._upsert_positions))
+            else:
+                rows.append(params)
+        conn.exec_driver_sql(self._upsert_sql, rows)
 
     # ----------------------------------------------------------- read path
     def load_profile(self, user_id: str, *, history_limit: int = 50) -> VisitorProfile:
