@@ -145,8 +145,8 @@ class Penchant:
         self._pending_lock = threading.Lock()
         # Exposures of recommendation lists, written by the writer's thread.
         self._exposures: deque[Exposure] = deque(maxlen=settings.queue_size)
-        # Sessions without cookies: visitor -> (started, last seen).
-        self._sessions: OrderedDict[str, tuple[datetime, datetime]] = OrderedDict()
+        # Sessions without cookies: visitor -> (started, last seen, session id).
+        self._sessions: OrderedDict[str, tuple[datetime, datetime, str]] = OrderedDict()
         self._session_lock = threading.Lock()
         _live.add(self)
 
@@ -274,12 +274,17 @@ class Penchant:
         timeout = timedelta(seconds=self.settings.session_timeout)
         with self._session_lock:
             entry = self._sessions.get(user_id)
-            started = entry[0] if entry and now - entry[1] <= timeout else now
-            self._sessions[user_id] = (started, now)
+            if entry is not None and now - entry[1] <= timeout:
+                started, derived = entry[0], entry[2]
+            else:
+                # Derived once per session, not per request: the HMAC is the costly part.
+                started = now
+                derived = derive_session_id(user_id, now.replace(microsecond=0), key=self.secret)
+            self._sessions[user_id] = (started, now, derived)
             self._sessions.move_to_end(user_id)
             while len(self._sessions) > self.settings.affinity_cache_size:
                 self._sessions.popitem(last=False)
-        return derive_session_id(user_id, started.replace(microsecond=0), key=self.secret)
+        return derived
 
     def variant(self, user_id: str | None) -> Variant:
         if user_id is None:
