@@ -195,7 +195,10 @@ class Reply:
 
 
 class SiteClient:
-    """One interface over the ASGI adapter (Starlette's TestClient) and the WSGI one (webtest)."""
+    """One interface over the ASGI adapter (Starlette's TestClient) and the WSGI one (webtest).
+
+    It keeps no cookies between requests: a test sends the ones it means to send.
+    """
 
     def __init__(self, adapter: str, penchant: Any, *, peer: str = "198.51.100.20") -> None:
         self.adapter = adapter
@@ -232,6 +235,7 @@ class SiteClient:
             response = self._asgi.request(
                 method, f"{scheme}://testserver{path}", content=body, headers=headers
             )
+            self._asgi.cookies.clear()
             return Reply(
                 response.status_code, list(response.headers.multi_items()), response.content
             )
@@ -243,6 +247,7 @@ class SiteClient:
             kwargs["content_type"] = content_type
         environ = {"wsgi.url_scheme": scheme, "HTTP_HOST": "testserver"}
         response = self._wsgi.request(path, environ=environ, **kwargs)
+        self._wsgi.cookiejar.clear()
         return Reply(response.status_int, list(response.headerlist), response.body)
 
     def get(self, path: str, **kwargs: Any) -> Reply:
