@@ -16,10 +16,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-import sqlalchemy as sa
 
-from tests.reliability.sites import BEACON, beacon_event, engine_for
-from tests.security.helpers import TOKEN, OpenSite
+from tests.reliability.sites import BEACON, beacon_event
+from tests.security.helpers import TOKEN, OpenSite, every_value
 
 PEER = "198.51.100.61"
 SPOOFED = "203.0.113.99"
@@ -31,24 +30,6 @@ PHONE = "+44 7700 900123"
 QUERY_VALUE = "campaign-secret-4711"
 IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
 EMAIL_LIKE = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
-
-
-def every_value(database_url: str) -> list[tuple[str, str, str]]:
-    """(table, column, text) of every non-null value of every table, whatever its type."""
-    engine = engine_for(database_url)
-    found: list[tuple[str, str, str]] = []
-    try:
-        metadata = sa.MetaData()
-        metadata.reflect(engine)
-        with engine.connect() as conn:
-            for table in metadata.sorted_tables:
-                for row in conn.execute(sa.select(table)):
-                    for column, value in row._mapping.items():
-                        if value is not None:
-                            found.append((table.name, str(column), str(value)))
-    finally:
-        engine.dispose()
-    return found
 
 
 def _scenario(client: Any, consent: str) -> list[str]:
