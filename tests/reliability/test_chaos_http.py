@@ -120,6 +120,14 @@ def test_every_response_succeeds_and_the_books_balance(pg_url: str, proxy: Chaos
         assert penchant.flush(30), penchant.health()
     health = penchant.health()
     penchant.close()
+    # Shown with `pytest -rP`: the books of this run.
+    print(
+        f"requests={sent} pages={len(statuses['page'])} beacons={len(statuses['beacon'])} "
+        f"accepted={health['accepted']} stored={health['stored']} "
+        f"duplicates={health['duplicates']} dropped={health['dropped_total']} "
+        f"queue_full={health['dropped']['queue_full']} errors={health['errors']} "  # type: ignore[index]
+        f"in_flight_during_outage={down_stats['in_flight']} rows={count_rows(pg_url)}"
+    )
 
     assert sent >= TOTAL
     assert set(statuses["page"]) == {200}

@@ -97,3 +97,8 @@ def test_sigterm_writes_every_queued_event_once_even_after_replay(
     # Each beacon event exactly once; the replay added only its own page view.
     assert sorted(stored_ids) == sorted(beacon_ids)
     assert len(rows) == EVENTS + 2
+    # Shown with `pytest -rP`.
+    print(
+        f"workers={WORKERS} beacon_events={EVENTS} rows_after_sigterm={EVENTS + 1} "
+        f"rows_after_replay={len(rows)} distinct_beacon_events={len(set(stored_ids))}"
+    )

@@ -85,6 +85,8 @@ def test_two_workers_share_one_visitor_limit_through_redis(
         for server in servers:
             server.stop()
 
+    # Shown with `pytest -rP`.
+    print(f"limit={LIMIT} sent={2 * LIMIT} per_worker={limits} redis_keys={len(keys)}")
     allowed = LIMIT
     if math.floor(started / 60) != math.floor(finished / 60):
         # The burst crossed a window boundary: the new window adds at most its elapsed share.
