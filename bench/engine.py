@@ -56,6 +56,8 @@ class Result:
     single_rows: int
     single_rows_per_s: float
     write_ratio: float
+    record_single_rows_per_s: float  # Store.record with one event per transaction
+    record_ratio: float
     small_rows: int
     large_rows: int
     profile_small_p50_ms: float
@@ -113,6 +115,14 @@ def _single_writes(store: Store, count: int, rng: random.Random) -> float:
                     "event_id": event.event_id,
                 },
             )
+    return count / (time.perf_counter() - started)
+
+
+def _record_singly(store: Store, count: int, rng: random.Random) -> float:
+    events = _events(count, rng, visitors=2_000)
+    started = time.perf_counter()
+    for event in events:
+        store.record([event], _deltas, RATE)
     return count / (time.perf_counter() - started)
 
 
@@ -256,6 +266,7 @@ def run(
             store.create_all()
             batch_rate = _batch_writes(store, batch_rows, rng)
             single_rate = _single_writes(store, single_rows, rng)
+            record_single_rate = _record_singly(store, single_rows, rng)
             with store.engine.begin() as conn:
                 conn.execute(user_interactions.delete())
                 conn.execute(user_category_affinity.delete())
@@ -275,6 +286,8 @@ def run(
         single_rows=single_rows,
         single_rows_per_s=round(single_rate, 1),
         write_ratio=round(batch_rate / single_rate, 2),
+        record_single_rows_per_s=round(record_single_rate, 1),
+        record_ratio=round(batch_rate / record_single_rate, 2),
         small_rows=small_rows,
         large_rows=large_rows,
         profile_small_p50_ms=round(small[0], 3),
@@ -297,6 +310,8 @@ def _report(result: Result) -> str:
             f"  writes, one row per transaction:         {r.single_rows_per_s:>10,.0f} rows/s"
             f"  ({r.single_rows:,} rows, plain insert)",
             f"  batch / single:                          {r.write_ratio:>10.1f} x",
+            f"  Store.record, one event per transaction: "
+            f"{r.record_single_rows_per_s:>10,.0f} rows/s  (batch / this: {r.record_ratio:.1f} x)",
             f"  load_profile at {r.small_rows:>9,} rows: p50 {r.profile_small_p50_ms:.3f} ms,"
             f" p99 {r.profile_small_p99_ms:.3f} ms",
             f"  load_profile at {r.large_rows:>9,} rows: p50 {r.profile_large_p50_ms:.3f} ms,"
