@@ -271,3 +271,21 @@ def test_affinity_rows_are_unique_per_visitor_and_category(
             sa.select(user_category_affinity.c.category_id).order_by("category_id")
         ).all()
     assert [r[0] for r in rows] == [1, 2]
+
+
+def test_several_deltas_for_one_category_apply_in_order(
+    store: Store, ev: Event, deltas: Deltas, rate: float, t0: datetime
+) -> None:
+    user = visitor(5)
+    store.record([ev(user, 10, at=t0)], deltas, rate)
+    batch = [ev(user, 10, at=t0 + timedelta(days=d), kind="click") for d in (1, 2, 4)]
+
+    def one_per_event(events: Sequence[Interaction]) -> list[AffinityDelta]:
+        ordered = sorted(events, key=lambda e: e.timestamp)
+        return [delta for event in ordered for delta in deltas([event])]
+
+    store.record(batch, one_per_event, rate)
+    expected = 0.1
+    for gap in (1, 1, 2):
+        expected = apply_update(expected, 0.3, gap, rate)
+    assert scores(store, user)[1].score == pytest.approx(expected, rel=1e-12)
