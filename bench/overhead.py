@@ -3,15 +3,21 @@
     python -m bench.overhead [--quick] [--json] [--database-url URL]
 
 The same HTML page (a Starlette app) is served by uvicorn on 127.0.0.1 three
-ways: bare; wrapped by penchant, which records every page view; and wrapped by
-a naive middleware that inserts one row per request, synchronously, as a
-hand-written tracker would. One load tool drives all three (wrk when installed,
-else a bounded Python load generator in another process, keep-alive
-connections), with 1,000 distinct visitors (User-Agents). Then each adapter is
-called directly in a loop, wrapped and bare, for the microseconds penchant adds
-per request. With ``--json`` the last line is one JSON object.
+ways: bare; wrapped by penchant, which records every page view; and wrapped by a
+naive middleware that inserts one row per request, synchronously, as a
+hand-written tracker would. Two pages: a marketplace page rendered from a Jinja2
+template (what a site serves; the headline ``ratio_vs_bare``) and a minimal
+constant page (the worst case for any middleware, ``minimal_ratio_vs_bare``).
+One load tool drives all of them (wrk when installed, else a bounded Python load
+generator in another process; keep-alive connections, 1,000 distinct visitors).
+Besides requests per second, the server's CPU time per request is measured: on
+a shared machine it moves far less than throughput does (``cpu_ratio_vs_bare``).
+Then each adapter is called directly in a loop, wrapped and bare, for the
+microseconds penchant adds per request. With ``--json`` the last line is one
+JSON object.
 
-Bounded: about 90 s in full, under 30 s with ``--quick``. Loopback only.
+Bounded: under 2 minutes in full, under 30 s with ``--quick`` (template page
+only). Loopback only.
 """
 
 from __future__ import annotations
@@ -38,26 +44,72 @@ from typing import Any
 
 __all__ = ["main"]
 
-PAGE = (
+MINIMAL_PAGE = (
     "<!doctype html><html><head><title>Procedures</title></head><body><h1>Botox</h1>"
     + "<p>Lorem ipsum dolor sit amet, consectetur adipiscing elit.</p>" * 30
     + "</body></html>"
 )
+# A marketplace home page as a site renders it: a Jinja2 template with 21 cards.
+TEMPLATE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
+<link rel="stylesheet" href="/static/site.css"></head><body><header><nav>
+{% for c in categories %}<a href="/categories/{{ c.id }}">{{ c.name }}</a>{% endfor %}</nav>
+<form data-penchant-search action="/search"><input type="search" name="q"></form></header>
+<main><h1>{{ title }}</h1>{% for section in sections %}<section><h2>{{ section.title }}</h2>
+<div class="grid">{% for card in section.cards %}
+<article class="card" data-penchant-type="{{ card.type }}" data-penchant-id="{{ card.id }}">
+<a href="{{ card.url }}"><h3>{{ card.name }}</h3></a><p>{{ card.description }}</p>
+<p class="meta">{{ card.price }} &middot; {{ card.recovery }} &middot; {{ card.reason }}</p>
+</article>{% endfor %}</div></section>{% endfor %}</main><footer>Radiant</footer></body></html>"""
+PAGES = ("template", "minimal")
 VISITORS = 1000
 SECRET = "bench-secret"
 MODES = ("bare", "penchant", "naive")
 
 
 # --------------------------------------------------------------------- apps
-def host_app() -> Any:
+def host_app(page: str = "minimal") -> Any:
     from starlette.applications import Starlette
     from starlette.responses import HTMLResponse
     from starlette.routing import Route
 
-    async def page(request: Any) -> HTMLResponse:
-        return HTMLResponse(PAGE)
+    if page == "minimal":
 
-    return Starlette(routes=[Route("/", page)])
+        async def minimal(request: Any) -> HTMLResponse:
+            return HTMLResponse(MINIMAL_PAGE)
+
+        return Starlette(routes=[Route("/", minimal)])
+
+    import jinja2
+
+    template = jinja2.Environment(autoescape=True).from_string(TEMPLATE)
+    context = {
+        "title": "Radiant",
+        "categories": [{"id": i, "name": f"Category {i}"} for i in range(12)],
+        "sections": [
+            {
+                "title": title,
+                "cards": [
+                    {
+                        "type": "procedure",
+                        "id": i,
+                        "url": f"/procedures/{i}",
+                        "name": f"Procedure {i}",
+                        "description": "What the procedure does, in one sentence or two.",
+                        "price": "$300-$900",
+                        "recovery": "2-3 days",
+                        "reason": "Popular in Injectables",
+                    }
+                    for i in range(n)
+                ],
+            }
+            for title, n in (("Categories", 6), ("Procedures", 6), ("Doctors", 9))
+        ],
+    }
+
+    async def rendered(request: Any) -> HTMLResponse:
+        return HTMLResponse(template.render(context))
+
+    return Starlette(routes=[Route("/", rendered)])
 
 
 class NaiveTracker:
@@ -100,9 +152,9 @@ def _now() -> Any:
     return utcnow()
 
 
-def build(mode: str, database_url: str) -> tuple[Any, Any]:
+def build(mode: str, database_url: str, page: str = "minimal") -> tuple[Any, Any]:
     """(ASGI app, the Penchant instance or None) for one mode."""
-    app = host_app()
+    app = host_app(page)
     if mode == "bare":
         return app, None
     if mode == "naive":
@@ -114,11 +166,11 @@ def build(mode: str, database_url: str) -> tuple[Any, Any]:
     return penchant.asgi(app), penchant
 
 
-def serve(mode: str, port: int, database_url: str, stats_path: str) -> None:
+def serve(mode: str, page: str, port: int, database_url: str, stats_path: str) -> None:
     """Server process: uvicorn on loopback; writes the writer's books at exit."""
     import uvicorn
 
-    app, penchant = build(mode, database_url)
+    app, penchant = build(mode, database_url, page)
     try:
         import httptools  # noqa: F401
 
@@ -241,6 +293,7 @@ def _wait_for(port: int, timeout: float = 20.0) -> None:
 
 def measure_server(
     mode: str,
+    page: str,
     database_url: str,
     *,
     seconds: float,
@@ -254,13 +307,15 @@ def measure_server(
     root = Path(__file__).resolve().parent.parent
     code = (
         "import bench.overhead as b;"
-        f"b.serve({mode!r}, {port}, {database_url!r}, {str(stats_path)!r})"
+        f"b.serve({mode!r}, {page!r}, {port}, {database_url!r}, {str(stats_path)!r})"
     )
     server = subprocess.Popen([sys.executable, "-c", code], cwd=root)
     try:
         _wait_for(port)
         load(port, warmup, connections)
+        cpu_before = _cpu_seconds(server.pid)
         rps = load(port, seconds, connections)
+        cpu = _cpu_seconds(server.pid) - cpu_before
     finally:
         server.send_signal(signal.SIGINT)
         try:
@@ -269,7 +324,18 @@ def measure_server(
             server.kill()
             server.wait()
     stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
+    # CPU per request: unlike requests/s, hardly moved by other processes on the machine.
+    stats["cpu_us_per_request"] = cpu / max(1.0, rps * seconds) * 1e6
     return rps, stats
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its threads (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --------------------------------------------------------------- in-process
@@ -311,7 +377,7 @@ async def _drive_asgi(app: Any, n: int) -> float:
 
 
 def _bare_wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-    body = PAGE.encode()
+    body = MINIMAL_PAGE.encode()
     start_response(
         "200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))]
     )
@@ -383,7 +449,9 @@ def added_microseconds(database_url: str, n: int, rounds: int) -> dict[str, floa
 # --------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.overhead", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="shorter runs (under 30 s)")
+    parser.add_argument(
+        "--quick", action="store_true", help="the template page only, shorter runs (under 30 s)"
+    )
     parser.add_argument("--json", action="store_true", help="last line: one JSON object")
     parser.add_argument(
         "--database-url",
@@ -391,9 +459,15 @@ def main(argv: list[str] | None = None) -> int:
         help="database for penchant and the naive tracker (default: a fresh SQLite file)",
     )
     args = parser.parse_args(argv)
-    seconds, warmup, rounds, loops = (5.0, 1.0, 1, 2000) if args.quick else (10.0, 2.0, 2, 5000)
+    if args.quick:
+        pages, seconds, warmup, rounds, loops = ("template",), 4.0, 1.0, 1, 2000
+    else:
+        pages, seconds, warmup, rounds, loops = PAGES, 4.0, 1.0, 2, 5000
     connections = 16
     use_wrk = shutil.which("wrk") is not None
+    rps: dict[tuple[str, str], float] = {}
+    cpu_us: dict[tuple[str, str], float] = {}
+    books: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="penchant-bench-") as tmp:
         workdir = Path(tmp)
         script = workdir / "visitors.lua"
@@ -404,67 +478,101 @@ def main(argv: list[str] | None = None) -> int:
                 return wrk_load(port, secs, conns, str(script))
             return _load_in_process(port, secs, conns)
 
-        results: dict[str, list[float]] = {mode: [] for mode in MODES}
-        books: dict[str, dict[str, Any]] = {}
-        for round_ in range(rounds):
-            # Alternate the order so that drift (heat, other load) does not favour one mode.
-            order = MODES if round_ % 2 == 0 else tuple(reversed(MODES))
-            for mode in order:
-                url = args.database_url or f"sqlite:///{workdir / f'{mode}-{round_}.db'}"
-                rps, stats = measure_server(
-                    mode,
-                    url,
-                    seconds=seconds,
-                    warmup=warmup,
-                    connections=connections,
-                    load=load,
-                    workdir=workdir,
-                )
-                results[mode].append(rps)
-                books[mode] = stats
-                if not args.json:
-                    print(f"  {mode:9s} round {round_ + 1}: {rps:9.0f} requests/s", flush=True)
+        for page in pages:
+            results: dict[str, list[float]] = {mode: [] for mode in MODES}
+            cpus: dict[str, list[float]] = {mode: [] for mode in MODES}
+            for round_ in range(rounds):
+                # Alternate the order so that drift (other load) does not favour one mode.
+                order = MODES if round_ % 2 == 0 else tuple(reversed(MODES))
+                for mode in order:
+                    db = workdir / f"{page}-{mode}-{round_}.db"
+                    url = args.database_url or f"sqlite:///{db}"
+                    value, stats = measure_server(
+                        mode,
+                        page,
+                        url,
+                        seconds=seconds,
+                        warmup=warmup,
+                        connections=connections,
+                        load=load,
+                        workdir=workdir,
+                    )
+                    results[mode].append(value)
+                    cpus[mode].append(stats["cpu_us_per_request"])
+                    if mode == "penchant":
+                        books = stats
+                    if not args.json:
+                        print(
+                            f"  {page:8s} {mode:9s} {value:9.0f} requests/s "
+                            f"{stats['cpu_us_per_request']:7.0f} us CPU per request",
+                            flush=True,
+                        )
+            for mode, values in results.items():
+                rps[(page, mode)] = statistics.median(values)
+                cpu_us[(page, mode)] = statistics.median(cpus[mode])
         micro_url = args.database_url or f"sqlite:///{workdir / 'micro.db'}"
         micro = added_microseconds(micro_url, loops, 3)
 
-    rps = {mode: statistics.median(values) for mode, values in results.items()}
-    pbooks = books.get("penchant", {})
-    dropped = pbooks.get("dropped_total", 0)
-    summary: dict[str, Any] = {
-        "bare_rps": round(rps["bare"], 1),
-        "penchant_rps": round(rps["penchant"], 1),
-        "naive_rps": round(rps["naive"], 1),
-        "ratio_vs_bare": round(rps["penchant"] / rps["bare"], 3),
-        "naive_ratio_vs_bare": round(rps["naive"] / rps["bare"], 3),
-        **micro,
-        "penchant_stored": pbooks.get("stored", 0),
-        "penchant_dropped": dropped,
-        "load_tool": "wrk" if use_wrk else "python",
-        "http": pbooks.get("http", "?"),
-        "connections": connections,
-        "seconds": seconds,
-        "database": (args.database_url or "sqlite").split(":", 1)[0],
-        "cpus": os.cpu_count(),
-    }
-    if not args.json:
-        print()
-        print(f"load tool: {summary['load_tool']}, {connections} connections, {seconds:.0f} s")
-        print(f"server: uvicorn ({summary['http']}), database: {summary['database']}")
-        print(f"bare app              {summary['bare_rps']:9.0f} requests/s")
-        print(
-            f"with penchant         {summary['penchant_rps']:9.0f} requests/s"
-            f"   ratio {summary['ratio_vs_bare']:.3f}"
+    summary: dict[str, Any] = {}
+    for page in pages:
+        key = "" if page == "template" else f"{page}_"
+        bare = rps[(page, "bare")]
+        summary[f"{key}bare_rps"] = round(bare, 1)
+        summary[f"{key}penchant_rps"] = round(rps[(page, "penchant")], 1)
+        summary[f"{key}naive_rps"] = round(rps[(page, "naive")], 1)
+        summary[f"{key}ratio_vs_bare"] = round(rps[(page, "penchant")] / bare, 3)
+        summary[f"{key}naive_ratio_vs_bare"] = round(rps[(page, "naive")] / bare, 3)
+        for mode in MODES:
+            summary[f"{key}{mode}_cpu_us"] = round(cpu_us[(page, mode)], 1)
+        # The throughput a CPU-bound server keeps: bare CPU per request over penchant's.
+        summary[f"{key}cpu_ratio_vs_bare"] = round(
+            cpu_us[(page, "bare")] / max(cpu_us[(page, "penchant")], 1e-9), 3
         )
-        print(
-            f"with a naive tracker  {summary['naive_rps']:9.0f} requests/s"
-            f"   ratio {summary['naive_ratio_vs_bare']:.3f}"
-        )
-        print(f"penchant: {summary['penchant_stored']} views stored, {dropped} dropped")
-        print(
-            f"added per request: ASGI {micro['asgi_added_us']} us, WSGI {micro['wsgi_added_us']} us"
-        )
-    else:
+    summary.update(micro)
+    summary.update(
+        {
+            "penchant_stored": books.get("stored", 0),
+            "penchant_dropped": books.get("dropped_total", 0),
+            "load_tool": "wrk" if use_wrk else "python",
+            "http": books.get("http", "?"),
+            "connections": connections,
+            "seconds": seconds,
+            "rounds": rounds,
+            "visitors": VISITORS,
+            "database": (args.database_url or "sqlite").split(":", 1)[0],
+            "cpus": os.cpu_count(),
+            "load_average": round(os.getloadavg()[0], 2),
+        }
+    )
+    if args.json:
         print(json.dumps(summary))
+        return 0
+    print()
+    print(
+        f"uvicorn ({summary['http']}) on loopback, {summary['load_tool']} with {connections} "
+        f"connections and {VISITORS} visitors, {seconds:.0f} s x {rounds}, "
+        f"database {summary['database']}, {summary['cpus']} CPUs"
+    )
+    print(
+        f"{'page':10s} {'requests/s: bare':>17s} {'penchant':>9s} {'ratio':>6s} {'naive':>7s} "
+        f"{'ratio':>6s} | {'CPU us/request: bare':>20s} {'penchant':>9s} {'ratio':>6s}"
+    )
+    for page in pages:
+        k = "" if page == "template" else f"{page}_"
+        print(
+            f"{page:10s} {summary[k + 'bare_rps']:17.0f} {summary[k + 'penchant_rps']:9.0f} "
+            f"{summary[k + 'ratio_vs_bare']:6.3f} {summary[k + 'naive_rps']:7.0f} "
+            f"{summary[k + 'naive_ratio_vs_bare']:6.3f} | {summary[k + 'bare_cpu_us']:20.0f} "
+            f"{summary[k + 'penchant_cpu_us']:9.0f} {summary[k + 'cpu_ratio_vs_bare']:6.3f}"
+        )
+    print(
+        f"penchant's last run: {summary['penchant_stored']} views stored, "
+        f"{summary['penchant_dropped']} dropped"
+    )
+    print(
+        f"added per request, adapter called directly: ASGI {micro['asgi_added_us']} us, "
+        f"WSGI {micro['wsgi_added_us']} us"
+    )
     return 0
 
 

@@ -44,10 +44,10 @@ from penchant.middleware.identity import (
     cookie_names,
     is_bot,
 )
+from penchant.middleware.personalization import Personalization
 from penchant.middleware.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
-    from penchant.middleware.personalization import Personalization
     from penchant.service import Penchant
 
 __all__ = ["Core", "Endpoint", "Visitor", "new_event_id"]
@@ -478,8 +478,6 @@ class Core:
         )
 
     def personalization(self, facts: RequestFacts) -> Personalization:
-        from penchant.middleware.personalization import Personalization
-
         return Personalization(self, facts)
 
 
