@@ -16,7 +16,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -225,6 +227,19 @@ def _chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 
 # ------------------------------------------------------------------ store
+_stores: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # the parent's pooled connections belong to the parent: forget them, do not close them
+    for store in list(_stores):
+        store._engine.dispose(close=False)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Store:
     """All reads and writes of penchant's tables, for one process.
 
@@ -271,6 +286,8 @@ class Store:
             ) from None
         except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError) as exc:
             raise StoreError(f"bad database URL {self.display_url}: {exc}") from None
+        if self._memory_lock is None:
+            _stores.add(self)
         # compiled once and run with executemany: one statement (one atomic upsert) per row
         compiled = self._build_affinity_upsert().compile(dialect=self._engine.dialect)
         self._upsert_sql = str(compiled)

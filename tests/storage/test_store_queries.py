@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -285,3 +286,22 @@ def test_in_memory_sqlite_is_shared_between_threads(ev: Event, deltas: Deltas, r
     assert store.count_interactions() == 1
     assert store.ping()
     store.dispose()
+
+
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_a_store_keeps_working_on_both_sides_of_a_fork(
+    store: Store, ev: Event, deltas: Deltas, rate: float
+) -> None:
+    store.record([ev(visitor(1), 10)], deltas, rate)  # the parent's pool holds a connection
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        code = 1
+        try:
+            store.record([ev(visitor(2), 10)], deltas, rate)
+            code = 0 if store.count_interactions() == 2 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    store.record([ev(visitor(3), 10)], deltas, rate)
+    assert store.count_interactions() == 3
