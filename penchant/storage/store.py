@@ -17,7 +17,9 @@ import json
 import logging
 import math
 import os
+import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -221,6 +223,19 @@ def _sqlite_days(later: str | None, earlier: str | None) -> float | None:
     return days_between(datetime.fromisoformat(earlier), datetime.fromisoformat(later))
 
 
+def _enable_wal(cursor: Any, timeout: float) -> None:
+    """Switch a SQLite file to WAL; the switch can report "locked" without waiting."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
@@ -327,7 +342,7 @@ class Store:
             cursor = dbapi_conn.cursor()
             cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
             if not memory:
-                cursor.execute("PRAGMA journal_mode = WAL")
+                _enable_wal(cursor, busy_timeout)
                 cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.close()
 
