@@ -106,6 +106,7 @@ class Settings:
     affinity_cache_size: int = 10_000
     affinity_cache_ttl: float = 30.0
     shutdown_timeout: float = 8.0
+    read_timeout: float = 0.5  # a request waits this long for the database, then gets popular
 
     # Abuse limits (events per visitor and per IP per minute); 0 disables.
     visitor_rate_limit: int = 240
@@ -156,7 +157,13 @@ class Settings:
             raise ConfigError(
                 f"PENCHANT_PREFIX: must start with / and not end with /, got {self.prefix!r}"
             )
-        for name in ("flush_interval", "popular_ttl", "affinity_cache_ttl", "shutdown_timeout"):
+        for name in (
+            "flush_interval",
+            "popular_ttl",
+            "affinity_cache_ttl",
+            "shutdown_timeout",
+            "read_timeout",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be positive")
         for name in ("batch_size", "queue_size", "max_body_bytes", "popular_window_days"):

@@ -18,8 +18,10 @@ import uuid
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from penchant.config import Settings
 from penchant.engine import ranking
@@ -48,7 +50,7 @@ if TYPE_CHECKING:
     from penchant.storage.store import Store
     from penchant.storage.writer import Writer, WriterStats
 
-__all__ = ["Penchant", "utcnow"]
+__all__ = ["Penchant", "ReadUnavailable", "utcnow"]
 
 logger = logging.getLogger("personalization")
 
@@ -101,6 +103,69 @@ class _TTLCache:
         return len(self._data)
 
 
+_T = TypeVar("_T")
+
+
+class ReadUnavailable(Exception):
+    """The database did not answer a read in time, or recently failed."""
+
+
+class _ReadGuard:
+    """Reads of the request path: a deadline each, and a breaker after failures.
+
+    A read runs on a small pool so the request can stop waiting after
+    ``timeout``; after a failure, reads are skipped for a growing pause so an
+    outage costs each request nothing and the log one line.
+    """
+
+    def __init__(self, timeout: float, clock: Callable[[], float]) -> None:
+        self._timeout = timeout
+        self._clock = clock
+        self._pool: ThreadPoolExecutor | None = None
+        self._pid = -1
+        self._open_until = 0.0
+        self._failures = 0
+        self._lock = threading.Lock()
+
+    def call(self, what: str, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        if self._clock() < self._open_until:
+            raise ReadUnavailable(what)
+        if self._pid != os.getpid() or self._pool is None:
+            with self._lock:
+                if self._pid != os.getpid() or self._pool is None:
+                    self._pool = ThreadPoolExecutor(4, thread_name_prefix="penchant-read")
+                    self._pid = os.getpid()
+        future = self._pool.submit(fn, *args, **kwargs)
+        try:
+            result = future.result(timeout=self._timeout)
+        except FuturesTimeout:
+            self._trip(what, f"no answer within {self._timeout:g} s")
+            raise ReadUnavailable(what) from None
+        except Exception as exc:
+            self._trip(what, f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}")
+            raise ReadUnavailable(what) from exc
+        if self._failures:
+            with self._lock:
+                self._failures = 0
+            logger.warning("database reads answer again")
+        return result
+
+    def _trip(self, what: str, why: str) -> None:
+        with self._lock:
+            self._failures += 1
+            pause = min(30.0, 0.5 * 2 ** (self._failures - 1))
+            self._open_until = self._clock() + pause
+            first = self._failures == 1
+        if first:
+            logger.warning("%s failed (%s); serving popular content for a while", what, why)
+        else:
+            logger.debug("%s failed again (%s); next try in %.1f s", what, why, pause)
+
+    @property
+    def open(self) -> bool:
+        return self._clock() < self._open_until
+
+
 class Penchant:
     """Personalization for anonymous visitors of one site.
 
@@ -135,6 +200,8 @@ class Penchant:
         self._secret: bytes | None = (
             settings.secret_key.encode() if settings.secret_key is not None else None
         )
+        # Read path: a deadline per read and a breaker after failures.
+        self._reads = _ReadGuard(settings.read_timeout, self._monotonic)
         # Read path caches.
         self._popular: tuple[float, Popularity] | None = None
         self._profiles = _TTLCache(
@@ -442,7 +509,7 @@ class Penchant:
             pending = list(self._pending.get(user_id, ()))
         stored: VisitorProfile | None = self._profiles.get(user_id)
         if stored is None:
-            stored = self.store.load_profile(user_id)
+            stored = self._reads.call("reading a visitor's profile", self._load_profile, user_id)
             with self._pending_lock:
                 if self._generation.get(user_id, 0) == generation:
                     self._profiles.put(user_id, stored)
@@ -460,6 +527,9 @@ class Penchant:
         ]
         return VisitorProfile(user_id, affinities, [*recent, *stored.history])
 
+    def _load_profile(self, user_id: str) -> VisitorProfile:
+        return self.store.load_profile(user_id)
+
     def popularity(self) -> Popularity:
         """Distinct visitors per target over the popular window, cached for ``popular_ttl``."""
         now = self._monotonic()
@@ -468,12 +538,22 @@ class Penchant:
             return cached[1]
         try:
             since = self.clock() - timedelta(days=self.settings.popular_window_days)
-            value = self.store.popularity(since)
-        except Exception:
-            logger.exception("popular content query failed")
+            value = self._reads.call("reading popular content", self._load_popularity, since)
+        except ReadUnavailable:
             value = cached[1] if cached else Popularity()
         self._popular = (now + self.settings.popular_ttl, value)
         return value
+
+    def _load_popularity(self, since: datetime) -> Popularity:
+        return self.store.popularity(since)
+
+    def _neighbours_or_none(self, keys: Sequence[tuple[str, int]]) -> NeighbourMap:
+        if not keys:
+            return {}
+        try:
+            return self.neighbours(keys)
+        except ReadUnavailable:
+            return {}
 
     def neighbours(self, keys: Sequence[tuple[str, int]]) -> NeighbourMap:
         """Co-viewed items of ``keys``, cached per item."""
@@ -486,7 +566,12 @@ class Penchant:
             else:
                 found[key] = hit
         if missing:
-            loaded = self.store.neighbours(missing, limit_per_item=NEIGHBOURS_PER_ITEM)
+            loaded = self._reads.call(
+                "reading co-viewed items",
+                self.store.neighbours,
+                missing,
+                limit_per_item=NEIGHBOURS_PER_ITEM,
+            )
             for key in missing:
                 value = loaded.get(key, [])
                 self._neighbours.put(key, value)
@@ -534,7 +619,7 @@ class Penchant:
                 catalog=catalog,
                 profile=profile,
                 popularity=popularity,
-                neighbours=self.neighbours(keys) if keys else {},
+                neighbours=self._neighbours_or_none(keys),
                 now=self.clock(),
                 limit=limit,
                 strategy=s.strategy,
@@ -543,6 +628,8 @@ class Penchant:
                 exclude_seen=s.exclude_seen,
                 context=context,
             )
+        except ReadUnavailable:
+            return ranking.popular(content_type, catalog, popularity, limit=limit)
         except Exception:
             logger.exception("recommendation failed; serving popular content")
             return ranking.popular(content_type, catalog, popularity, limit=limit)
