@@ -193,7 +193,7 @@ class Penchant:
         self._catalog_ttl = catalog_ttl
         self._catalog: Catalog | None = None
         self._catalog_expires = 0.0
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered: the secret is read through the store
         self._pid = -1
         self._store: Store | None = None
         self._writer: Writer | None = None
@@ -296,9 +296,10 @@ class Penchant:
         does not protect that data if the database leaks.
         """
         if self._secret is None:
+            # Outside the lock: the store property takes the same (non-reentrant) lock.
+            store = self.store
             with self._lock:
                 if self._secret is None:
-                    store = self.store
                     store.create_all()
                     value = store.set_meta_if_absent("secret_key", secrets.token_hex(32))
                     logger.warning(

@@ -134,3 +134,38 @@ def test_kill_switch_runs_the_app_unchanged_with_popular_content(
     assert len(recs["recommendations"]) == 6
     site.penchant.flush(timeout=5.0)
     assert rows(sqlite_url) == []
+
+
+def test_without_a_secret_a_database_outage_is_not_retried_on_every_request(
+    open_site: Callable[..., Client],
+) -> None:
+    # No configured secret: it would be read from the database, which is down.
+    site = open_site("starlette", CLOSED_PORT, init_db=False, secret_key=None, shutdown_timeout=0.2)
+    attempts: list[int] = []
+    original = site.penchant._new_store
+
+    def counting_store() -> Any:
+        attempts.append(1)
+        return original()
+
+    site.penchant._new_store = counting_store  # type: ignore[method-assign]
+    for _ in range(5):
+        assert site.get("/plain").text == PLAIN
+        assert site.get("/whoami").json()["reason"] == "error"
+    # One attempt, then a pause: five pages did not each wait for the database.
+    assert len(attempts) == 1
+    assert site.beacon({"interaction_type": "view", "target_type": "page"}).status == 202
+
+
+def test_without_a_configured_secret_one_is_generated_and_shared(
+    host: str, sqlite_url: str, open_site: Callable[..., Client]
+) -> None:
+    first = open_site(host, sqlite_url, secret_key=None)
+    second = open_site(host, sqlite_url, secret_key=None)
+    one = first.get("/whoami").json()
+    # Two processes (here: two instances) on one database agree on the visitor.
+    assert one["tracking_allowed"] is True
+    assert second.get("/whoami").json()["fingerprint"] == one["fingerprint"]
+    first.get("/procedures/2")
+    assert first.penchant.flush(timeout=5.0)
+    assert [r["target_id"] for r in rows(sqlite_url)] == [2]
