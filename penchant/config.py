@@ -106,7 +106,7 @@ class Settings:
     affinity_cache_size: int = 10_000
     affinity_cache_ttl: float = 30.0
     shutdown_timeout: float = 8.0
-    read_timeout: float = 0.5  # a request waits this long for the database, then gets popular
+    read_timeout: float = 1.0  # a request waits this long for the database, then gets popular
 
     # Abuse limits (events per visitor and per IP per minute); 0 disables.
     visitor_rate_limit: int = 240
@@ -239,6 +239,8 @@ class Settings:
             kwargs["redis_url"] = raw.strip() or None
         if (raw := get("PENCHANT_DASHBOARD_TOKEN")) is not None:
             kwargs["dashboard_token"] = raw.strip() or None
+        if (raw := get("PENCHANT_READ_TIMEOUT")) is not None:
+            kwargs["read_timeout"] = _parse_number("PENCHANT_READ_TIMEOUT", raw, float)
         if (raw := get("PENCHANT_WEIGHTS")) is not None:
             weights: dict[str, float] = {}
             for part in _split(raw):

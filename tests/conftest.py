@@ -15,6 +15,10 @@ from pathlib import Path
 
 import pytest
 
+# The read deadline protects a live site from a hung database; on a loaded test machine a
+# slow but healthy read must not turn into popular content, so tests wait longer.
+os.environ.setdefault("PENCHANT_READ_TIMEOUT", "10")
+
 PG_ADMIN_URL = os.environ.get("PENCHANT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 

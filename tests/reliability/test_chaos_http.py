@@ -156,6 +156,7 @@ def test_a_database_that_never_answers_does_not_hold_up_a_page(
         .render_as_string(False),
         secret_key="stall",
         catalog=small_catalog(),
+        read_timeout=1.0,
     )
     client = SiteClient("wsgi", penchant)
     browser = {"User-Agent": "Mozilla/5.0 StallTest", "Sec-Fetch-Site": "same-origin"}
