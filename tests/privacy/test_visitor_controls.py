@@ -198,3 +198,26 @@ def test_consent_expires_with_the_clock(
     assert site.get("/whoami").json()["tracking_allowed"] is True
     moments.append(moments[0] + timedelta(days=391))
     assert site.get("/whoami").json()["reason"] == "no_consent"
+
+
+def test_before_consent_content_is_contextual(
+    host: str, sqlite_url: str, open_site: Callable[..., Client]
+) -> None:
+    site = open_site(host, sqlite_url, consent="opt-in")
+    page = site.get("/procedures/5").text  # Liposuction, in Body
+    assert "Tummy tuck (Related to Body)" in page
+    assert page.index("Tummy tuck") < page.index("Botox")
+    assert _stored(site, sqlite_url) == []
+
+
+@pytest.mark.parametrize("truncate", [False, True])
+def test_ip_truncation_before_hashing(
+    truncate: bool, sqlite_url: str, open_site: Callable[..., Client]
+) -> None:
+    one = open_site("wsgi", sqlite_url, peer="198.51.100.10", truncate_ip=truncate)
+    two = open_site("wsgi", sqlite_url, peer="198.51.100.20", truncate_ip=truncate)
+    other = open_site("wsgi", sqlite_url, peer="198.51.101.10", truncate_ip=truncate)
+    first = one.get("/whoami").json()["fingerprint"]
+    # With truncation, addresses in one /24 hash alike; another /24 never does.
+    assert (two.get("/whoami").json()["fingerprint"] == first) is truncate
+    assert other.get("/whoami").json()["fingerprint"] != first
