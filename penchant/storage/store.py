@@ -40,6 +40,7 @@ from penchant.engine.events import Interaction
 from penchant.engine.ranking import HistoryEntry, Popularity, VisitorProfile
 from penchant.storage.schema import (
     dead_letter,
+    exposures,
     item_neighbours,
     meta,
     metadata,
@@ -92,6 +93,7 @@ class PurgeResult:
     interactions: int
     affinities: int
     dead_letters: int = 0
+    exposures: int = 0
 
 
 # The same arithmetic as the per-row upsert (and AffinityDelta.apply), for a whole
@@ -868,8 +870,13 @@ class Store:
             b = conn.execute(
                 sa.delete(user_category_affinity).where(user_category_affinity.c.user_id == user_id)
             ).rowcount
-        logger.debug("erased %d rows", a + b)
-        return int(a + b)
+            c = conn.execute(sa.delete(exposures).where(exposures.c.user_id == user_id)).rowcount
+            # a dead-lettered row keeps its visitor id in its payload (ids are hex: no escaping)
+            d = conn.execute(
+                sa.delete(dead_letter).where(dead_letter.c.payload.contains(f'"{user_id}"'))
+            ).rowcount
+        logger.debug("erased %d rows", a + b + c + d)
+        return int(a + b + c + d)
 
     def export(self, user_id: str) -> dict[str, object]:
         """Everything stored about one visitor, JSON-ready (data portability)."""
@@ -920,29 +927,31 @@ class Store:
             ],
         }
 
-    def _expired(self, before: datetime) -> tuple[Any, Any, Any]:
+    def _expired(self, before: datetime) -> tuple[Any, Any, Any, Any]:
         cutoff = _naive_utc(before)
         return (
             user_interactions.c.timestamp < cutoff,
             user_category_affinity.c.last_updated < cutoff,
             dead_letter.c.failed_at < cutoff,
+            exposures.c.timestamp < cutoff,
         )
 
     def purge(self, before: datetime) -> PurgeResult:
         """Delete interactions older than ``before`` and affinities not updated since."""
-        old_interactions, old_affinities, old_dead = self._expired(before)
+        old_interactions, old_affinities, old_dead, old_exposures = self._expired(before)
         with self._begin(write=True) as conn:
             result = PurgeResult(
                 int(conn.execute(sa.delete(user_interactions).where(old_interactions)).rowcount),
                 int(conn.execute(sa.delete(user_category_affinity).where(old_affinities)).rowcount),
                 int(conn.execute(sa.delete(dead_letter).where(old_dead)).rowcount),
+                int(conn.execute(sa.delete(exposures).where(old_exposures)).rowcount),
             )
         logger.debug("purged %s", result)
         return result
 
     def purge_counts(self, before: datetime) -> PurgeResult:
         """What :meth:`purge` would delete, without deleting it."""
-        old_interactions, old_affinities, old_dead = self._expired(before)
+        old_interactions, old_affinities, old_dead, old_exposures = self._expired(before)
         count = sa.func.count()
         with self._begin() as conn:
             return PurgeResult(
@@ -959,6 +968,7 @@ class Store:
                     or 0
                 ),
                 int(conn.scalar(sa.select(count).select_from(dead_letter).where(old_dead)) or 0),
+                int(conn.scalar(sa.select(count).select_from(exposures).where(old_exposures)) or 0),
             )
 
     # ------------------------------------------------------------ monitoring
@@ -1005,6 +1015,26 @@ class Store:
             ).all()
         return [(int(cid), float(score)) for cid, score in rows]
 
+    def recent_interactions(self, limit: int = 20) -> list[Interaction]:
+        """The latest interactions of all visitors, newest first (operator dashboard)."""
+        ui = user_interactions
+        query = sa.select(ui).order_by(ui.c.timestamp.desc(), ui.c.id.desc()).limit(limit)
+        with self._begin() as conn:
+            rows = conn.execute(query).all()
+        return [
+            Interaction(
+                user_id=row.user_id,
+                session_id=row.session_id,
+                interaction_type=row.interaction_type,
+                target_type=row.target_type,
+                target_id=row.target_id,
+                timestamp=row.timestamp,
+                event_id=row.event_id or "",
+                extra_data=_extra_mapping(row.extra_data),
+            )
+            for row in rows
+        ]
+
     def dead_letter_count(self) -> int:
         with self._begin() as conn:
             return int(conn.scalar(sa.select(sa.func.count()).select_from(dead_letter)) or 0)
@@ -1030,6 +1060,11 @@ class Store:
             conn.execute(statement.on_conflict_do_nothing(index_elements=["key"]))
             stored = conn.scalar(sa.select(meta.c.value).where(meta.c.key == key))
         return str(stored)
+
+
+def _extra_mapping(text: str | None) -> Mapping[str, object] | None:
+    value = _load_json(text)
+    return value if isinstance(value, dict) else None
 
 
 def _load_json(text: str | None) -> object:

@@ -28,7 +28,6 @@ from penchant.middleware.dashboard import (
     render,
     stacked_chart,
 )
-from penchant.storage.store import Store
 
 NOW = datetime(2025, 5, 20, 12, 30)
 
@@ -406,11 +405,6 @@ def test_the_dashboard_route_needs_credentials(service: Penchant) -> None:
     assert "penchant dashboard" in page.text
 
 
-@pytest.mark.xfail(
-    not callable(getattr(Store, "recent_interactions", None)),
-    reason="the Store does not list recent interactions yet, so metadata is not shown",
-    strict=True,
-)
 def test_stored_metadata_comes_back_escaped(service: Penchant) -> None:
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     fill(service, now)

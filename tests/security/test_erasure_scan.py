@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from tests.reliability.sites import all_rows
 from tests.security.helpers import SAME_ORIGIN, OpenSite, every_value
 
@@ -41,11 +39,6 @@ def test_opting_out_erases_interactions_and_affinities(
         assert [r for r in all_rows(database_url, table) if r["user_id"] == user_id] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="erasure deletes interactions and affinities only: penchant_exposures keeps "
-    "the visitor's id and the lists they were shown",
-)
 def test_opting_out_leaves_the_visitors_id_in_no_table(
     adapter: str, database_url: str, open_site: OpenSite
 ) -> None:

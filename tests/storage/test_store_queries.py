@@ -305,3 +305,43 @@ def test_a_store_keeps_working_on_both_sides_of_a_fork(
     assert os.waitstatus_to_exitcode(status) == 0
     store.record([ev(visitor(3), 10)], deltas, rate)
     assert store.count_interactions() == 3
+
+
+def test_erase_and_purge_cover_exposures_and_dead_letters(database_url: str) -> None:
+    from datetime import datetime, timedelta
+
+    import sqlalchemy as sa
+
+    from penchant.storage.reporting import Exposure, record_exposures
+    from penchant.storage.schema import dead_letter, exposures
+    from penchant.storage.store import Store
+
+    store = Store(database_url)
+    store.create_all()
+    now = datetime(2026, 6, 1)
+    old, recent = now - timedelta(days=100), now - timedelta(days=1)
+    keep, gone = "a" * 32, "b" * 32
+    record_exposures(
+        store,
+        [
+            Exposure(
+                keep, "s", "pv1", "personalized", "procedures", (("procedure", 1, 1),), recent
+            ),
+            Exposure(keep, "s", "pv0", "personalized", "procedures", (("procedure", 1, 1),), old),
+            Exposure(gone, "s", "pv2", "holdout", "doctors", (("doctor", 2, 1),), recent),
+        ],
+    )
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.insert(dead_letter),
+            [{"failed_at": recent, "error": "x", "payload": f'{{"user_id": "{gone}"}}'}],
+        )
+    assert store.erase(gone) == 2  # one exposure, one dead-lettered row
+    assert store.purge_counts(now - timedelta(days=90)).exposures == 1
+    assert store.purge(now - timedelta(days=90)).exposures == 1
+    with store.engine.connect() as conn:
+        left = conn.execute(sa.select(exposures.c.user_id, exposures.c.page_view_id)).all()
+        dead = conn.execute(sa.select(sa.func.count()).select_from(dead_letter)).scalar()
+    assert [tuple(r) for r in left] == [(keep, "pv1")]
+    assert dead == 0
+    store.dispose()
