@@ -18,8 +18,10 @@ from typing import Any, NoReturn
 import click
 
 from penchant.config import ConfigError, Settings
+from penchant.engine.report import build_report, funnel_paths, render_report
+from penchant.storage.reporting import funnel_sessions, session_counts
 from penchant.storage.retention import cutoff
-from penchant.storage.store import Store, StoreError
+from penchant.storage.store import Store, StoreError, describe_error
 
 __all__ = ["main"]
 
@@ -224,6 +226,46 @@ def erase(database_url: str | None, fingerprint: str, yes: bool) -> None:
             click.confirm(f"Erase every row of visitor {fingerprint}?", abort=True)
         deleted = store.erase(fingerprint)
     click.echo(f"erased {deleted} rows of visitor {fingerprint}")
+
+
+@main.command()
+@database_url_option
+@click.option("--days", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option(
+    "--minimum",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Visitors (or exposures) each variant needs before a difference is read as a result.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of a table.")
+def report(database_url: str | None, days: int, minimum: int, as_json: bool) -> None:
+    """Personalized against holdout: click-through, conversion, paths to a form submission.
+
+    Variants are recomputed from PENCHANT_HOLDOUT and the experiment key, as assigned.
+    """
+    settings = _settings(database_url)
+    since = _now() - timedelta(days=days)
+    with _store(settings) as store:
+        try:
+            sessions = session_counts(store, since)
+            paths = funnel_paths(funnel_sessions(store, since))
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise _Fail(f"cannot read the report: {describe_error(exc)}") from None
+    result = build_report(
+        sessions,
+        key=settings.experiment_key,
+        holdout=settings.holdout,
+        days=days,
+        minimum=minimum,
+        funnels=paths,
+    )
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), sort_keys=True))
+    else:
+        click.echo(render_report(result))
 
 
 if __name__ == "__main__":

@@ -231,6 +231,8 @@ class Settings:
             kwargs["allowed_hosts"] = _split(raw)
         if (raw := get("PENCHANT_HOLDOUT")) is not None:
             kwargs["holdout"] = _parse_number("PENCHANT_HOLDOUT", raw, float)
+        if (raw := get("PENCHANT_EXPERIMENT_KEY")) is not None:
+            kwargs["experiment_key"] = raw.strip()
         if (raw := get("PENCHANT_HONOR_GPC")) is not None:
             kwargs["honor_gpc"] = _parse_bool("PENCHANT_HONOR_GPC", raw)
         if (raw := get("PENCHANT_HONOR_DNT")) is not None:

@@ -96,3 +96,34 @@ def test_report_counts_exposures_clicks_and_conversions(penchant: Penchant) -> N
     paths = dict(report.funnels)
     assert sum(paths.values()) == sum(v[2] for v in expected.values())
     assert ("view:page", "click:procedure", "form_submit:procedure") in paths
+
+
+def test_the_report_command_prints_the_same_figures(penchant: Penchant, database_url: str) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from penchant.cli import main
+
+    for n in range(12):
+        user = f"{n:032x}"
+        penchant.track("view", "procedure", 1, user_id=user, timestamp=NOW - timedelta(hours=2))
+        if n % 2:
+            penchant.track("form_submit", "procedure", 1, user_id=user, timestamp=NOW)
+    assert penchant.flush(timeout=10)
+    expected = penchant.report(days=30, minimum=100).as_dict()
+    env = {"PENCHANT_HOLDOUT": "0.5", "PENCHANT_EXPERIMENT_KEY": "exp"}
+    runner = CliRunner()
+    result = runner.invoke(
+        main, ["report", "--database-url", database_url, "--json"], env=env, catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output.strip().splitlines()[-1])
+    # the CLI's clock is the real one; the figures cover the same events
+    assert printed["visitors"] == expected["visitors"]
+    assert printed["metrics"]["conversion_rate"] == expected["metrics"]["conversion_rate"]
+    assert printed["enough_data"] is False
+    table = runner.invoke(main, ["report", "--database-url", database_url], env=env)
+    assert table.exit_code == 0
+    assert "not enough visitors yet" in table.output
+    assert "conversion_rate" in table.output
