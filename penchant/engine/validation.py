@@ -27,6 +27,7 @@ __all__ = [
     "InvalidEvent",
     "clean_path",
     "parse_beacon",
+    "storable_text",
     "validate_event",
     "validate_metadata",
 ]
@@ -92,6 +93,12 @@ def _clean_string(value: str, name: str, limit: int) -> str:
     except UnicodeEncodeError:
         raise InvalidEvent(f"{name}: not valid Unicode") from None
     return value
+
+
+def storable_text(value: str, limit: int = MAX_PATH) -> str:
+    """Text every database accepts: no NUL, no lone surrogate, at most ``limit`` characters."""
+    value = value[:limit].replace("\x00", "")
+    return value.encode("utf-8", "replace").decode("utf-8")
 
 
 def clean_path(value: object, name: str = "path") -> str:

@@ -32,7 +32,7 @@ from penchant.engine.fingerprint import (
     truncate_ip,
 )
 from penchant.engine.privacy import scrub
-from penchant.engine.validation import MAX_PATH, EventInput
+from penchant.engine.validation import EventInput, storable_text
 from penchant.middleware.facts import RequestFacts, Response, json_response, parse_cookies
 from penchant.middleware.identity import (
     CONSENT_COOKIE,
@@ -346,7 +346,7 @@ class Core:
             None,
             user_id=visitor.user_id,
             session_id=visitor.session_id,
-            extra_data={"path": scrub(facts.path[:MAX_PATH])},
+            extra_data={"path": scrub(storable_text(facts.path))},
             event_id=new_event_id(),
         )
 

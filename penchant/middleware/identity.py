@@ -16,6 +16,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_decode, base64_encode
 from itsdangerous.timed import TimestampSigner
 
 from penchant.engine.consent import ConsentState
@@ -146,6 +147,18 @@ def same_origin(
 
 
 # -------------------------------------------------------------- signatures
+def _canonical(value: str) -> bool:
+    """Each dot-separated part is canonical base64: a changed character always counts.
+
+    (The last character of unpadded base64 carries unused bits; without this
+    check, changing only those would leave a signature that still verifies.)
+    """
+    try:
+        return all(base64_encode(base64_decode(part)).decode() == part for part in value.split("."))
+    except Exception:
+        return False
+
+
 def _timestamp(now: datetime) -> int:
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
@@ -185,7 +198,7 @@ class Signers:
         return str(self._page.dumps(self.visitor_tag(user_id)))
 
     def check_page_token(self, token: str | None, user_id: str | None) -> bool:
-        if not token:
+        if not token or not _canonical(token):
             return False
         try:
             tag = self._page.loads(token, max_age=PAGE_TOKEN_MAX_AGE)
@@ -203,6 +216,8 @@ class Signers:
         """
         if not value:
             return "absent", None
+        if not _canonical(value):
+            return "invalid", None
         try:
             visitor_id = self._consent.loads(value, max_age=max_age)
         except SignatureExpired:

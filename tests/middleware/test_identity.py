@@ -190,3 +190,16 @@ def test_facts_from_both_protocols_agree() -> None:
     assert facts.cookie == "a=1; b=2"
     assert RequestFacts("GET", "/", sec_purpose="prefetch").prefetch
     assert not RequestFacts("GET", "/").prefetch
+
+
+def test_any_changed_character_breaks_a_signature() -> None:
+    signers = Signers((b"k",), Clock())
+    for n in range(64):
+        value = signers.consent_value(f"visitor-{n}")
+        token = signers.page_token(f"{n:032x}")
+        # Unpadded base64 ends with unused bits: changing only those must not pass either.
+        for last in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef":
+            if last != value[-1]:
+                assert signers.read_consent(value[:-1] + last, 60)[0] == "invalid"
+            if last != token[-1]:
+                assert not signers.check_page_token(token[:-1] + last, f"{n:032x}")

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+from penchant.middleware.facts import RequestFacts
 from tests.middleware.hosts import PLAIN, STATIC, Boom, Client, rows
 
 
@@ -99,3 +100,13 @@ def test_url_patterns_map_paths_to_targets(
     site.get("/procedures/2/")
     views = _views(site, sqlite_url)
     assert [(v["target_type"], v["target_id"]) for v in views][:1] == [("doctor", 2)]
+
+
+def test_a_path_with_nul_and_odd_characters_is_stored_cleanly(
+    site: Client, sqlite_url: str
+) -> None:
+    facts = RequestFacts("GET", "/a\x00b\ud800c", user_agent="Mozilla/5.0 Firefox/125.0")
+    core = site.core
+    assert core.record_view(facts, core.identify(facts))
+    (view,) = _views(site, sqlite_url)
+    assert json.loads(str(view["extra_data"])) == {"path": "/ab?c"}

@@ -93,6 +93,15 @@ def test_form_redirects_stay_on_the_site(site: Client, target: str) -> None:
     assert reply.headers["location"] == f"{P}/privacy"
 
 
+@pytest.mark.parametrize("target", ["/%C4%81", "/%E2%80%A8", "/%00", "/%0B", "/%09/evil.example"])
+def test_form_redirects_are_valid_headers(site: Client, target: str) -> None:
+    reply = site.post(f"{P}/opt-out?next={target}", headers={"Accept": "text/html"})
+    assert reply.status == 303
+    location = reply.headers["location"]
+    assert location.startswith("/") and not location.startswith("//")
+    assert location.isascii() and location.isprintable()
+
+
 def test_cross_site_posts_are_refused(site: Client) -> None:
     for path in ("/opt-out", "/opt-in", "/my-data/delete"):
         reply = site.post(f"{P}{path}", headers={"Sec-Fetch-Site": "cross-site"})
