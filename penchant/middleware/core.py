@@ -324,7 +324,9 @@ class Core:
     ) -> bool:
         return visitor.tracking_allowed and self.is_page_view(facts, status, content_type)
 
-    def record_view(self, facts: RequestFacts, visitor: Visitor) -> bool:
+    def record_view(
+        self, facts: RequestFacts, visitor: Visitor, event_id: str | None = None
+    ) -> bool:
         """Queue the page view (never blocks: the writer stores it in the background)."""
         if visitor.user_id is None:
             return False
@@ -338,7 +340,7 @@ class Core:
                 target_id,
                 user_id=visitor.user_id,
                 session_id=visitor.session_id,
-                event_id=new_event_id(),
+                event_id=event_id or new_event_id(),
             )
         return self.penchant.track(
             "view",
@@ -347,7 +349,7 @@ class Core:
             user_id=visitor.user_id,
             session_id=visitor.session_id,
             extra_data={"path": scrub(storable_text(facts.path))},
-            event_id=new_event_id(),
+            event_id=event_id or new_event_id(),
         )
 
     def on_response_start(
@@ -366,7 +368,7 @@ class Core:
             if self.is_page_view(facts, status, content_type):
                 visitor = personalization.visitor
                 if visitor.tracking_allowed:
-                    self.record_view(facts, visitor)
+                    self.record_view(facts, visitor, personalization.page_view_id)
             visitor_or_none = personalization._visitor
             if visitor_or_none is None or not visitor_or_none.cookies:
                 return []

@@ -48,7 +48,15 @@ def unbind(token: Token[Personalization | None]) -> None:
 class Personalization:
     """Recommendations and server-side tracking for the visitor of one request."""
 
-    __slots__ = ("_cache", "_context", "_core", "_started", "_visitor", "facts")
+    __slots__ = (
+        "_cache",
+        "_context",
+        "_core",
+        "_page_view_id",
+        "_started",
+        "_visitor",
+        "facts",
+    )
 
     def __init__(self, core: Core, facts: RequestFacts) -> None:
         self._core = core
@@ -57,6 +65,7 @@ class Personalization:
         self._cache: dict[tuple[str, int | None], list[Recommendation]] = {}
         self._context: tuple[str, int] | bool | None = False
         self._started = False
+        self._page_view_id: str | None = None
 
     # ---------------------------------------------------------------- visitor
     @property
@@ -122,7 +131,26 @@ class Personalization:
             self._core.failed("recommendation")
             found = []
         self._cache[key] = found
+        if found and visitor.tracking_allowed and visitor.user_id and visitor.session_id:
+            # what this page view showed, by variant: the holdout comparison's denominator
+            penchant.record_exposure(
+                user_id=visitor.user_id,
+                session_id=visitor.session_id,
+                page_view_id=self.page_view_id,
+                variant=visitor.variant,
+                content_type=content_type,
+                recommendations=found,
+            )
         return found
+
+    @property
+    def page_view_id(self) -> str:
+        """The id of this request's page view (its stored ``event_id`` when recorded)."""
+        if self._page_view_id is None:
+            from penchant.middleware.core import new_event_id  # core imports this module
+
+            self._page_view_id = new_event_id()
+        return self._page_view_id
 
     def categories(self, limit: int | None = None) -> list[Recommendation]:
         return self.recommendations("categories", limit)
