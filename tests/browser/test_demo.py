@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from demo_app.simulate import crowd
 from penchant import Penchant
+from penchant.storage.reporting import session_counts
 from tests.demo.helpers import BROWSER_UA, PASSWORD, running_demo
 
 pytestmark = pytest.mark.browser
@@ -157,6 +159,13 @@ def test_a_new_visitor_gets_a_home_page_of_their_own(database_file: str, chromiu
         metadata = click.get("extra_data") or click.get("metadata")
         assert metadata == {"source": "rec", "position": 2, "list": "procedures"}
         context.close()
+
+        # ... and counted in the holdout comparison: this visitor's exposures and click.
+        assert penchant.flush(timeout=20.0)
+        since = datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=1)
+        mine = [s for s in session_counts(penchant.store, since) if s.user_id == fingerprint]
+        assert sum(s.exposures for s in mine) >= 3  # home page views that showed lists
+        assert sum(s.rec_clicks for s in mine) == 1
 
         # The operator's view of it all.
         assert penchant.flush(timeout=20.0)
