@@ -46,6 +46,7 @@ from penchant.middleware.identity import (
 )
 from penchant.middleware.personalization import Personalization
 from penchant.middleware.ratelimit import RateLimiter
+from penchant.service import NEIGHBOURS_PER_ITEM
 
 if TYPE_CHECKING:
     from penchant.service import Penchant
@@ -437,10 +438,12 @@ class Core:
         return True
 
     def purge_expired(self) -> Any:
-        """Delete interactions and affinities older than the retention window."""
+        """Delete what is older than the retention window; trim co-viewed items."""
         before = self.penchant.clock() - timedelta(days=self.settings.retention_days)
         try:
             result = self.penchant.store.purge(before)
+            # co-occurrence grows with every pair seen: keep each item's best neighbours
+            self.penchant.store.trim_neighbours(NEIGHBOURS_PER_ITEM)
         except Exception as exc:
             logger.warning("retention run failed: %s", exc)
             return None

@@ -198,3 +198,21 @@ def test_retention_failure_is_logged_not_raised(open_site: Callable[..., Client]
     site = open_site("wsgi", "postgresql://postgres@127.0.0.1:1/nowhere", init_db=False)
     assert site.core.purge_expired() is None
     assert json.dumps(site.penchant.health())
+
+
+def test_a_retention_run_keeps_each_items_best_neighbours(
+    aged: tuple[Penchant, Clock], database_url: str
+) -> None:
+    from penchant.service import NEIGHBOURS_PER_ITEM
+
+    penchant, clock = aged
+    penchant.init_db()
+    many = NEIGHBOURS_PER_ITEM + 15
+    penchant.store.add_neighbours(
+        {(("procedure", 1), ("procedure", 100 + n)): float(n + 1) for n in range(many)}, clock.now
+    )
+    Core(penchant).purge_expired()
+    kept = penchant.store.neighbours([("procedure", 1)], limit_per_item=1000)[("procedure", 1)]
+    assert len(kept) == NEIGHBOURS_PER_ITEM
+    # the strongest ones stay
+    assert min(score for _, score in kept) == many - NEIGHBOURS_PER_ITEM + 1
