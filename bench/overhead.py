@@ -60,7 +60,7 @@ TEMPLATE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>
 <a href="{{ card.url }}"><h3>{{ card.name }}</h3></a><p>{{ card.description }}</p>
 <p class="meta">{{ card.price }} &middot; {{ card.recovery }} &middot; {{ card.reason }}</p>
 </article>{% endfor %}</div></section>{% endfor %}</main><footer>Radiant</footer></body></html>"""
-PAGES = ("template", "minimal")
+PAGES = ("template", "recommend", "minimal")
 VISITORS = 1000
 SECRET = "bench-secret"
 MODES = ("bare", "penchant", "naive")
@@ -109,7 +109,30 @@ def host_app(page: str = "minimal") -> Any:
     async def rendered(request: Any) -> HTMLResponse:
         return HTMLResponse(template.render(context))
 
-    return Starlette(routes=[Route("/", rendered)])
+    async def personalized(request: Any) -> HTMLResponse:
+        # The page's 6 + 6 + 9 cards come from penchant for this (returning) visitor.
+        p = request.scope["penchant.personalization"]
+        lists = (("Categories", p.categories()), ("Procedures", p.procedures()))
+        lists += (("Doctors", p.doctors()),)
+        sections = [
+            {
+                "title": title,
+                "cards": [
+                    {
+                        **card,
+                        "type": r.item.target_type,
+                        "id": r.item.id,
+                        "name": r.item.name,
+                        "reason": str(r.reason),
+                    }
+                    for card, r in zip(section["cards"], recs, strict=False)
+                ],
+            }
+            for (title, recs), section in zip(lists, context["sections"], strict=True)
+        ]
+        return HTMLResponse(template.render({**context, "sections": sections}))
+
+    return Starlette(routes=[Route("/", personalized if page == "recommend" else rendered)])
 
 
 class NaiveTracker:
@@ -156,12 +179,18 @@ def build(mode: str, database_url: str, page: str = "minimal") -> tuple[Any, Any
     """(ASGI app, the Penchant instance or None) for one mode."""
     app = host_app(page)
     if mode == "bare":
-        return app, None
+        # The bare app cannot ask penchant: it serves the same template page.
+        return host_app("template" if page == "recommend" else page), None
     if mode == "naive":
+        if page == "recommend":
+            return NaiveTracker(host_app("template"), database_url), None
         return NaiveTracker(app, database_url), None
+    from bench._common import synthetic_catalog
     from penchant import Penchant
 
-    penchant = Penchant(database_url=database_url, secret_key=SECRET, holdout=0.0)
+    penchant = Penchant(
+        database_url=database_url, secret_key=SECRET, holdout=0.0, catalog=synthetic_catalog()
+    )
     penchant.init_db()
     return penchant.asgi(app), penchant
 
@@ -171,6 +200,8 @@ def serve(mode: str, page: str, port: int, database_url: str, stats_path: str) -
     import uvicorn
 
     app, penchant = build(mode, database_url, page)
+    if penchant is not None and page == "recommend":
+        _returning_visitors(penchant)
     try:
         import httptools  # noqa: F401
 
@@ -193,6 +224,64 @@ def serve(mode: str, page: str, port: int, database_url: str, stats_path: str) -
         out.update(penchant.health())
         penchant.close()
     Path(stats_path).write_text(json.dumps(out))
+
+
+def _returning_visitors(penchant: Any) -> None:
+    """Give each of the load's visitors a history: 5 procedure and doctor views."""
+    from penchant.middleware.core import Core
+
+    core = Core(penchant)
+    for n in range(VISITORS):
+        ua = f"Mozilla/5.0 (X11; Linux x86_64) BenchBrowser/{n}"
+        user_id = core._compute_fingerprint(ua, "127.0.0.1", "en")
+        for k in range(5):
+            target = "procedure" if k % 2 == 0 else "doctor"
+            penchant.track("view", target, 1 + (n * 31 + k * 7) % 200, user_id=user_id)
+    penchant.flush(timeout=60.0)
+
+
+def make_wsgi(mode: str, database_url: str) -> Any:
+    """The WSGI app gunicorn serves: the minimal page, bare or wrapped by penchant."""
+    if mode == "bare":
+        return _bare_wsgi
+    from penchant import Penchant
+
+    penchant = Penchant(database_url=database_url, secret_key=SECRET, holdout=0.0)
+    penchant.init_db()
+    return penchant.wsgi(_bare_wsgi)
+
+
+def measure_gunicorn(
+    mode: str,
+    database_url: str,
+    *,
+    seconds: float,
+    warmup: float,
+    connections: int,
+    load: Callable[[int, float, int], float],
+) -> float:
+    """Requests/s of one gunicorn worker (gthread, 4 threads: keep-alive like uvicorn)."""
+    port = _free_port()
+    root = Path(__file__).resolve().parent.parent
+    server = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "gunicorn", "--workers", "1", "--worker-class", "gthread"),
+            *("--threads", "4", "--bind", f"127.0.0.1:{port}", "--log-level", "warning"),
+            f"bench.overhead:make_wsgi({mode!r}, {database_url!r})",
+        ],
+        cwd=root,
+    )
+    try:
+        _wait_for(port)
+        load(port, warmup, connections)
+        return load(port, seconds, connections)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 # --------------------------------------------------------------------- load
@@ -460,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.quick:
-        pages, seconds, warmup, rounds, loops = ("template",), 4.0, 1.0, 1, 2000
+        pages, seconds, warmup, rounds, loops = ("template", "recommend"), 3.0, 1.0, 1, 2000
     else:
         pages, seconds, warmup, rounds, loops = PAGES, 4.0, 1.0, 2, 5000
     connections = 16
@@ -510,6 +599,17 @@ def main(argv: list[str] | None = None) -> int:
             for mode, values in results.items():
                 rps[(page, mode)] = statistics.median(values)
                 cpu_us[(page, mode)] = statistics.median(cpus[mode])
+        wsgi: dict[str, list[float]] = {"bare": [], "penchant": []}
+        for round_ in range(rounds):
+            for mode in ("bare", "penchant") if round_ % 2 == 0 else ("penchant", "bare"):
+                db = workdir / f"wsgi-{mode}-{round_}.db"
+                url = args.database_url or f"sqlite:///{db}"
+                value = measure_gunicorn(
+                    mode, url, seconds=seconds, warmup=warmup, connections=connections, load=load
+                )
+                wsgi[mode].append(value)
+                if not args.json:
+                    print(f"  wsgi     {mode:9s} {value:9.0f} requests/s (gunicorn gthread)")
         micro_url = args.database_url or f"sqlite:///{workdir / 'micro.db'}"
         micro = added_microseconds(micro_url, loops, 3)
 
@@ -528,6 +628,11 @@ def main(argv: list[str] | None = None) -> int:
         summary[f"{key}cpu_ratio_vs_bare"] = round(
             cpu_us[(page, "bare")] / max(cpu_us[(page, "penchant")], 1e-9), 3
         )
+    summary["wsgi_bare_rps"] = round(statistics.median(wsgi["bare"]), 1)
+    summary["wsgi_penchant_rps"] = round(statistics.median(wsgi["penchant"]), 1)
+    summary["wsgi_ratio_vs_bare"] = round(
+        summary["wsgi_penchant_rps"] / summary["wsgi_bare_rps"], 3
+    )
     summary.update(micro)
     summary.update(
         {
@@ -565,6 +670,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{summary[k + 'naive_ratio_vs_bare']:6.3f} | {summary[k + 'bare_cpu_us']:20.0f} "
             f"{summary[k + 'penchant_cpu_us']:9.0f} {summary[k + 'cpu_ratio_vs_bare']:6.3f}"
         )
+    print(
+        f"WSGI (gunicorn, 1 gthread worker, minimal page): bare {summary['wsgi_bare_rps']:.0f}, "
+        f"penchant {summary['wsgi_penchant_rps']:.0f} requests/s, "
+        f"ratio {summary['wsgi_ratio_vs_bare']:.3f}"
+    )
     print(
         f"penchant's last run: {summary['penchant_stored']} views stored, "
         f"{summary['penchant_dropped']} dropped"
