@@ -128,6 +128,13 @@ ON CONFLICT (user_id, category_id) DO UPDATE SET
 """
 
 
+_PG_RECENT_HISTORY = sa.text(
+    "SELECT v.user_id, h.interaction_type, h.target_type, h.target_id, h.timestamp"
+    " FROM unnest(CAST(:ids AS VARCHAR[])) AS v(user_id) CROSS JOIN LATERAL ("
+    " SELECT interaction_type, target_type, target_id, timestamp FROM user_interactions"
+    " WHERE user_interactions.user_id = v.user_id AND target_id IS NOT NULL"
+    " ORDER BY timestamp DESC LIMIT :limit) AS h"
+)
 _SQLITE_HISTORY = sa.text(
     "SELECT interaction_type, target_type, target_id, timestamp "
     "FROM user_interactions INDEXED BY idx_user_interactions_user_time "
@@ -724,7 +731,6 @@ class Store:
         self, user_ids: Sequence[str], *, limit_per_user: int = 20
     ) -> dict[str, list[HistoryEntry]]:
         """Each visitor's latest catalog interactions, most recent first."""
-        ui = user_interactions
         visitors = sorted(set(user_ids))
         out: dict[str, list[HistoryEntry]] = {u: [] for u in visitors}
         if not visitors or limit_per_user <= 0:
@@ -738,24 +744,9 @@ class Store:
                     )
                     out[visitor].extend(HistoryEntry(*row) for row in rows)
                 return out
-            for chunk in _chunks(visitors, _UNION_CHUNK):
-                parts = [
-                    sa.select(
-                        ui.c.user_id,
-                        ui.c.interaction_type,
-                        ui.c.target_type,
-                        ui.c.target_id,
-                        ui.c.timestamp,
-                    )
-                    .where(ui.c.user_id == visitor, ui.c.target_id.is_not(None))
-                    .order_by(ui.c.timestamp.desc())
-                    .limit(limit_per_user)
-                    .subquery()
-                    .select()
-                    for visitor in chunk
-                ]
-                for row in conn.execute(sa.union_all(*parts)):
-                    out[row[0]].append(HistoryEntry(row[1], row[2], row[3], row[4]))
+            # One cached statement for any number of visitors: no per-batch SQL compilation.
+            for row in conn.execute(_PG_RECENT_HISTORY, {"ids": visitors, "limit": limit_per_user}):
+                out[row[0]].append(HistoryEntry(row[1], row[2], row[3], row[4]))
         for entries in out.values():
             entries.sort(key=lambda h: h.timestamp, reverse=True)
         return out
