@@ -63,9 +63,15 @@ def _url(core: Core, facts: RequestFacts, route: str) -> str:
 def _next(core: Core, facts: RequestFacts) -> str:
     """Where a form sends the visitor back to: a local path only, never another site."""
     target = _query(facts, "next")
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        # Percent-encoded again: a header holds printable ASCII only.
-        return quote(target, safe="/?&=#+:@,;~!$'()*-._")
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and target.isprintable()  # no control characters: no header injection
+    ):
+        # Non-ASCII letters percent-encoded again: a header holds ASCII only.
+        return quote(target, safe="/?&=#+:@,;~!$'()*-._%")
     return _url(core, facts, "/privacy")
 
 
