@@ -1,4 +1,4 @@
-"""Freshness: one process sees its own events at once; another once written and its cache expires."""
+"""Freshness: a process sees its own events at once; another once written and its cache expires."""
 
 from __future__ import annotations
 
