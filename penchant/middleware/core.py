@@ -309,7 +309,7 @@ class Core:
         return path == self.prefix or path.startswith(self._prefix_slash)
 
     def is_page_view(self, facts: RequestFacts, status: int, content_type: str) -> bool:
-        """A GET answered 2xx with HTML, not static, not penchant's own, not prefetch or bot."""
+        """A GET navigation answered 2xx with HTML: not static, penchant's own, prefetch or bot."""
         return (
             facts.method == "GET"
             and 200 <= status < 300
@@ -317,6 +317,7 @@ class Core:
             and not facts.path.startswith(self.static_prefixes)
             and not self.own_path(facts.path)
             and not facts.prefetch
+            and facts.navigation
             and not is_bot(facts.user_agent)
         )
 

@@ -49,6 +49,8 @@ class RequestFacts:
     sec_gpc: str | None = None
     dnt: str | None = None
     sec_fetch_site: str | None = None
+    sec_fetch_dest: str | None = None
+    sec_fetch_mode: str | None = None
     origin: str | None = None
     sec_purpose: str | None = None
     purpose: str | None = None
@@ -67,6 +69,18 @@ class RequestFacts:
             if value is not None and ("prefetch" in value or "prerender" in value):
                 return True
         return False
+
+    @property
+    def navigation(self) -> bool:
+        """A top-level navigation (or a client too old to say): not an image, script or fetch.
+
+        Another site can make a visitor's browser request a page as a subresource;
+        only the visitor's own navigation is a page view.
+        """
+        return self.sec_fetch_dest in (None, "document") and self.sec_fetch_mode in (
+            None,
+            "navigate",
+        )
 
     def wants_json(self) -> bool:
         accept = self.accept.lower()
@@ -94,6 +108,8 @@ _ASGI_HEADERS: Mapping[bytes, str] = {
     b"sec-gpc": "sec_gpc",
     b"dnt": "dnt",
     b"sec-fetch-site": "sec_fetch_site",
+    b"sec-fetch-dest": "sec_fetch_dest",
+    b"sec-fetch-mode": "sec_fetch_mode",
     b"origin": "origin",
     b"sec-purpose": "sec_purpose",
     b"purpose": "purpose",
@@ -145,6 +161,8 @@ _WSGI_HEADERS: Mapping[str, str] = {
     "HTTP_SEC_GPC": "sec_gpc",
     "HTTP_DNT": "dnt",
     "HTTP_SEC_FETCH_SITE": "sec_fetch_site",
+    "HTTP_SEC_FETCH_DEST": "sec_fetch_dest",
+    "HTTP_SEC_FETCH_MODE": "sec_fetch_mode",
     "HTTP_ORIGIN": "origin",
     "HTTP_SEC_PURPOSE": "sec_purpose",
     "HTTP_PURPOSE": "purpose",

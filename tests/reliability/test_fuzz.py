@@ -281,11 +281,6 @@ def test_a_lone_surrogate_echoed_in_an_error_is_still_a_400(adapter: str, tmp_pa
     assert reply.json()["error"] == "\ud800: unknown field"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a page view stores its request path without the beacon's path checks: "
-    "a NUL (%00) reaches extra_data, which PostgreSQL's jsonb refuses",
-)
 @pytest.mark.parametrize("adapter", ["asgi", "wsgi"])
 def test_a_page_path_with_nul_is_cleaned_before_it_is_stored(
     adapter: str, database_url: str

@@ -70,12 +70,6 @@ def test_arriving_from_another_site_is_a_page_view(
     assert _views(url) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="page views do not look at Sec-Fetch-Dest/Sec-Fetch-Mode: another site can "
-    "embed a procedure page as an <img> or fetch it with no-cors and move the visitor's "
-    "affinities",
-)
 @pytest.mark.parametrize(
     ("dest", "mode"), [("image", "no-cors"), ("empty", "no-cors"), ("script", "no-cors")]
 )
