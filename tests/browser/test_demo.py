@@ -23,11 +23,11 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from demo_app.simulate import crowd
 from penchant import Penchant
 from penchant.storage.reporting import session_counts
+from tests.browser.chromium import CHROMIUM, chromium_args, require_chromium
 from tests.demo.helpers import BROWSER_UA, PASSWORD, running_demo
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
@@ -44,22 +44,11 @@ def database_file(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
+    require_chromium()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                f"--user-agent={BROWSER_UA}",
-                "--lang=en-US",
-            ],
+            args=chromium_args(user_agent=BROWSER_UA, lang="en-US"),
         )
         try:
             yield browser

@@ -26,27 +26,13 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from penchant import Penchant
+from tests.browser.chromium import CHROMIUM, DESKTOP_USER_AGENT, chromium_args, require_chromium
 from tests.middleware.hosts import URL_PATTERNS, catalog, rows
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-# A desktop browser's User-Agent: headless Chromium's own is on the crawler list.
-USER_AGENT = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/126.0.0.0 Safari/537.36"
-)
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    f"--user-agent={USER_AGENT}",
-    "--lang=en-US",
-]
+USER_AGENT = DESKTOP_USER_AGENT
+ARGS = chromium_args(user_agent=USER_AGENT, lang="en-US")
 
 
 def _page(request: Request, title: str) -> HTMLResponse:
@@ -96,8 +82,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    require_chromium()
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield instance

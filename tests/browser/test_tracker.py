@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 import secrets
 import socket
@@ -35,19 +34,11 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from penchant.tracker_js import serve
+from tests.browser.chromium import CHROMIUM, chromium_args, require_chromium
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+CHROMIUM_ARGS = chromium_args()
 WAIT_MS = 300  # the tracker's quiet period
 CLOCK_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 EVENT_ID = re.compile(r"[0-9a-f]{32}")
@@ -223,10 +214,7 @@ def site() -> Iterator[Site]:
 
 # -------------------------------------------------------------------------- browser
 def launch_chromium() -> Iterator[Browser]:
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true and no Chromium at {CHROMIUM}")
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    require_chromium()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,

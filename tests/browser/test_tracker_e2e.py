@@ -8,7 +8,6 @@ database and checks the rows that arrived in ``user_interactions``.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import threading
 import time
@@ -34,26 +33,12 @@ from starlette.routing import Route
 
 from penchant import Catalog, Category, Item, Penchant
 from penchant.storage.schema import user_interactions
+from tests.browser.chromium import CHROMIUM, DESKTOP_USER_AGENT, chromium_args, require_chromium
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-# A desktop browser's User-Agent: headless Chromium's own is on the crawler list.
-USER_AGENT = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/126.0.0.0 Safari/537.36"
-)
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    f"--user-agent={USER_AGENT}",
-    "--lang=en-US",
-]
+USER_AGENT = DESKTOP_USER_AGENT
+CHROMIUM_ARGS = chromium_args(user_agent=USER_AGENT, lang="en-US")
 CLOCK_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 GPC = "Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', {get: () => true});"
 
@@ -200,10 +185,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true and no Chromium at {CHROMIUM}")
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    require_chromium()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
