@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
 
-from penchant.engine.events import Interaction
+from penchant.engine.events import ITEM_TYPES, Interaction
 from penchant.engine.ranking import HistoryEntry
 from penchant.storage.store import (
     DeltasFor,
@@ -355,9 +355,15 @@ class Writer:
                 if self._store is None:
                     self._store = self._store_factory()
                 store = self._store
-                if self._pairs_for is not None:
-                    # history before this batch: pairs_for adds the batch's own order
-                    recent = store.recent_history(sorted({e.user_id for e in events}))
+                pairing = {
+                    e.user_id
+                    for e in events
+                    if e.target_id is not None and e.target_type in ITEM_TYPES
+                }
+                if self._pairs_for is not None and pairing:
+                    # history before this batch: pairs_for adds the batch's own order;
+                    # only visitors who touched a catalog item can form new pairs
+                    recent = store.recent_history(sorted(pairing))
                 result = store.record(events, self._deltas_for, self._rate)
             except Exception as exc:
                 self._store = None  # ask the factory again: it may hand out a working store
