@@ -55,13 +55,17 @@ def pg_unavailable_reason() -> str | None:
     return _PG_REASON  # type: ignore[return-value]
 
 
-def require_postgres() -> None:
-    reason = pg_unavailable_reason()
-    if reason is None:
-        return
+def skip_or_fail(reason: str) -> None:
+    """A service the test needs is missing: skip, except under CI=true, where it fails."""
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"CI=true and {reason}")
     pytest.skip(reason)
+
+
+def require_postgres() -> None:
+    reason = pg_unavailable_reason()
+    if reason is not None:
+        skip_or_fail(reason)
 
 
 def create_pg_database() -> str:

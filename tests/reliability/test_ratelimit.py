@@ -17,6 +17,7 @@ from penchant.middleware.ratelimit import (
     RateLimiter,
     RedisBackend,
 )
+from tests.conftest import skip_or_fail
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 WINDOW = 60.0
@@ -31,7 +32,7 @@ def _redis_or_skip() -> object:
     try:
         client.ping()
     except redis.RedisError as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
+        skip_or_fail(f"Redis not reachable at {REDIS_URL}: {exc}")
     return client
 
 

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from penchant.storage.store import Store
+from tests.conftest import skip_or_fail
 from tests.reliability.servers import uvicorn_servers
 from tests.reliability.sites import BEACON, all_rows, beacon_event
 from tests.security.helpers import SAME_ORIGIN
@@ -37,7 +38,7 @@ def redis_db() -> Iterator[object]:
     try:
         client.ping()
     except redis.RedisError as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(f"Redis not reachable: {exc}")
+        skip_or_fail(f"Redis not reachable: {exc}")
     before = set(client.scan_iter(match="penchant:*"))
     yield client
     created = set(client.scan_iter(match="penchant:*")) - before
