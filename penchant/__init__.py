@@ -7,6 +7,7 @@ from penchant.config import ConfigError, Settings
 from penchant.engine.catalog import Catalog, Category, Item
 from penchant.engine.events import Interaction
 from penchant.engine.ranking import Reason, Recommendation
+from penchant.middleware.personalization import Personalization
 from penchant.service import Penchant
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "Interaction",
     "Item",
     "Penchant",
+    "Personalization",
     "PersonalizationEngine",
     "Reason",
     "Recommendation",
