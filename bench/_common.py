@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import re
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -82,6 +84,32 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
             return
         time.sleep(0.05)
     raise RuntimeError(f"server on port {port} did not start")
+
+
+def run_wrk(
+    port: int, path: str, *, seconds: float, connections: int, script: str
+) -> tuple[float, int]:
+    """One wrk run on loopback: (requests/s, non-2xx/3xx responses)."""
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "-s",
+            script,
+            f"http://127.0.0.1:{port}{path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    ).stdout
+    rps = re.search(r"Requests/sec:\s+([0-9.]+)", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if rps is None:
+        raise RuntimeError(f"wrk failed:\n{out}")
+    return float(rps.group(1)), int(errors.group(1)) if errors else 0
 
 
 def synthetic_catalog(

@@ -25,7 +25,6 @@ import argparse
 import io
 import json
 import random
-import re
 import shutil
 import signal
 import statistics
@@ -42,6 +41,7 @@ from bench._common import (
     free_port,
     fresh_pg_database,
     machine,
+    run_wrk,
     synthetic_catalog,
     wait_for_port,
 )
@@ -154,26 +154,10 @@ def _wrk_script(path: Path, visitors: list[tuple[str, str]]) -> None:
 
 
 def _wrk(port: int, seconds: float, connections: int, script: Path) -> dict[str, float]:
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{max(1, round(seconds))}s",
-            "-s",
-            str(script),
-            f"http://127.0.0.1:{port}{BEACON}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-        check=True,
-    ).stdout
-    rps = re.search(r"Requests/sec:\s+([0-9.]+)", out)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if rps is None:
-        raise RuntimeError(f"wrk failed:\n{out}")
-    return {"rps": float(rps.group(1)), "non_2xx": int(errors.group(1)) if errors else 0}
+    rps, non_2xx = run_wrk(
+        port, BEACON, seconds=seconds, connections=connections, script=str(script)
+    )
+    return {"rps": rps, "non_2xx": non_2xx}
 
 
 def _count(engine: Any) -> int:

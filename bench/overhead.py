@@ -24,14 +24,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import hashlib
 import json
 import os
-import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +38,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from bench._common import free_port, run_wrk, wait_for_port
 
 __all__ = ["main"]
 
@@ -261,7 +260,7 @@ def measure_gunicorn(
     load: Callable[[int, float, int], float],
 ) -> float:
     """Requests/s of one gunicorn worker (gthread, 4 threads: keep-alive like uvicorn)."""
-    port = _free_port()
+    port = free_port()
     root = Path(__file__).resolve().parent.parent
     server = subprocess.Popen(
         [
@@ -272,7 +271,7 @@ def measure_gunicorn(
         cwd=root,
     )
     try:
-        _wait_for(port)
+        wait_for_port(port)
         load(port, warmup, connections)
         return load(port, seconds, connections)
     finally:
@@ -296,26 +295,10 @@ end
 
 
 def wrk_load(port: int, seconds: float, connections: int, script: str) -> float:
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{max(1, round(seconds))}s",
-            "-s",
-            script,
-            f"http://127.0.0.1:{port}/",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 30,
-        check=True,
-    ).stdout
-    found = re.search(r"Requests/sec:\s+([0-9.]+)", out)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if found is None or errors is not None:
-        raise RuntimeError(f"wrk run failed:\n{out}")
-    return float(found.group(1))
+    rps, non_2xx = run_wrk(port, "/", seconds=seconds, connections=connections, script=script)
+    if non_2xx:
+        raise RuntimeError(f"wrk saw {non_2xx} responses that were not 2xx or 3xx")
+    return rps
 
 
 def _python_worker(port: int, deadline: float, offset: int, counts: list[int]) -> None:
@@ -365,21 +348,6 @@ def _load_in_process(port: int, seconds: float, connections: int) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"server on port {port} did not start")
-
-
 def measure_server(
     mode: str,
     page: str,
@@ -391,7 +359,7 @@ def measure_server(
     load: Callable[[int, float, int], float],
     workdir: Path,
 ) -> tuple[float, dict[str, Any]]:
-    port = _free_port()
+    port = free_port()
     stats_path = workdir / f"stats-{mode}-{port}.json"
     root = Path(__file__).resolve().parent.parent
     code = (
@@ -400,7 +368,7 @@ def measure_server(
     )
     server = subprocess.Popen([sys.executable, "-c", code], cwd=root)
     try:
-        _wait_for(port)
+        wait_for_port(port)
         load(port, warmup, connections)
         cpu_before = _cpu_seconds(server.pid)
         rps = load(port, seconds, connections)
