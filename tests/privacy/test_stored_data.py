@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from penchant import Penchant
 from penchant.middleware.core import RETENTION_FIRST_DELAY, RETENTION_INTERVAL, Core
 from tests.middleware.hosts import Client, make_penchant
+from tests.reliability.sites import engine_for
+from tests.security.helpers import every_value
 
 P = "/personalization"
 PEER = "198.51.100.77"
@@ -24,30 +26,6 @@ EMAIL = "jane.public@example.com"
 PHONE = "+1 415 555 0100"
 FORM_VALUE = "Jane Q. Public"
 SECRET_QUERY = "utm_secret_value"
-
-
-def _engine(url: str) -> sa.Engine:
-    if url.startswith("postgresql://"):
-        url = url.replace("postgresql://", "postgresql+psycopg2://", 1)
-    return sa.create_engine(url)
-
-
-def every_text_value(url: str) -> list[tuple[str, str, str]]:
-    """(table, column, value) of every non-null string column of every table."""
-    engine = _engine(url)
-    found: list[tuple[str, str, str]] = []
-    try:
-        metadata = sa.MetaData()
-        metadata.reflect(engine)
-        with engine.connect() as conn:
-            for table in metadata.sorted_tables:
-                for row in conn.execute(sa.select(table)):
-                    for column, value in row._mapping.items():
-                        if value is not None and not isinstance(value, int | float | datetime):
-                            found.append((table.name, str(column), str(value)))
-    finally:
-        engine.dispose()
-    return found
 
 
 @pytest.mark.parametrize("kind", ["starlette", "flask"])
@@ -84,7 +62,7 @@ def test_no_raw_ip_user_agent_email_or_form_value_is_stored(
     site.post("/form", body=form, content_type="application/x-www-form-urlencoded")
     assert site.penchant.flush(timeout=5.0)
 
-    values = every_text_value(database_url)
+    values = every_value(database_url)
     interactions = [v for v in values if v[0] == "user_interactions"]
     assert (
         len({v[2] for v in interactions if v[1] == "event_id"}) == 11
@@ -151,7 +129,7 @@ def test_purge_removes_exactly_the_expired_rows(
     core = Core(penchant)
     result = core.purge_expired()
     assert result is not None
-    engine = _engine(database_url)
+    engine = engine_for(database_url)
     try:
         with engine.connect() as conn:
             left = {r[0] for r in conn.execute(sa.text("SELECT event_id FROM user_interactions"))}
