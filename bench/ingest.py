@@ -77,6 +77,15 @@ def _settings(database_url: str) -> dict[str, Any]:
 
 
 # -------------------------------------------------------------- beacon path
+def http_parser() -> str:
+    """uvicorn's faster parser when it is installed, else its pure-Python one."""
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return "h11"
+    return "httptools"
+
+
 def serve(port: int, database_url: str, stats_path: str) -> None:
     """Server process: penchant in front of an app that only says 404."""
     import uvicorn
@@ -97,7 +106,7 @@ def serve(port: int, database_url: str, stats_path: str) -> None:
         port=port,
         log_level="warning",
         access_log=False,
-        http="httptools",
+        http=http_parser(),
         loop="asyncio",
         lifespan="on",
     )
@@ -221,6 +230,7 @@ def beacon_path(database_url: str, *, seconds: float, connections: int) -> dict[
         "beacon_dropped": books.get("dropped", {}),
         "events_per_beacon": EVENTS_PER_BEACON,
         "connections": connections,
+        "http_parser": http_parser(),
     }
 
 
@@ -370,7 +380,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(summary))
         return 0
     print(
-        f"beacon path, one uvicorn worker, wrk with {summary['connections']} connections, "
+        f"beacon path, one uvicorn worker ({summary['http_parser']}), "
+        f"wrk with {summary['connections']} connections, "
         f"{EVENTS_PER_BEACON} events per beacon, {seconds:.0f} s:"
     )
     print(
