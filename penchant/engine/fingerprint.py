@@ -6,8 +6,16 @@ import hashlib
 import hmac
 import ipaddress
 from datetime import datetime
+from functools import lru_cache
 
-__all__ = ["fingerprint", "hash_identifier", "legacy_fingerprint", "session_id", "truncate_ip"]
+__all__ = [
+    "FingerprintCache",
+    "fingerprint",
+    "hash_identifier",
+    "legacy_fingerprint",
+    "session_id",
+    "truncate_ip",
+]
 
 
 def fingerprint(user_agent: str, ip: str, accept_language: str, *, key: bytes) -> str:
@@ -45,3 +53,44 @@ def truncate_ip(ip: str) -> str:
         return ip
     prefix = 24 if address.version == 4 else 48
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
+
+
+class FingerprintCache:
+    """Fingerprints of recently seen ``(User-Agent, IP, Accept-Language)``, bounded.
+
+    Identifying a returning visitor then costs a lookup instead of an HMAC. Held
+    in memory only, per process, like the request itself. An entry is keyed on
+    the inputs and the key it was made with, so a fingerprint made with a secret
+    is never returned for another one; a new key also empties the cache.
+    ``truncate`` drops the IP's host part (:func:`truncate_ip`) before hashing;
+    ``legacy`` makes the unkeyed MD5 of :func:`legacy_fingerprint` (key ignored).
+    """
+
+    def __init__(self, maxsize: int, *, truncate: bool = False, legacy: bool = False) -> None:
+        if maxsize < 1:
+            raise ValueError("maxsize must be at least 1")
+        self.maxsize = maxsize
+        self._truncate = truncate
+        self._legacy = legacy
+        self._key: bytes | None = None
+        self._lookup = lru_cache(maxsize=maxsize)(self._compute)
+
+    def _compute(self, user_agent: str, ip: str, accept_language: str, key: bytes) -> str:
+        if self._truncate:
+            ip = truncate_ip(ip)
+        if self._legacy:
+            return legacy_fingerprint(user_agent, ip, accept_language)
+        return fingerprint(user_agent, ip, accept_language, key=key)
+
+    def __call__(self, user_agent: str, ip: str, accept_language: str, key: bytes) -> str:
+        if key is not self._key:
+            if self._key is not None and key != self._key:
+                self.clear()
+            self._key = key
+        return self._lookup(user_agent, ip, accept_language, key)
+
+    def clear(self) -> None:
+        self._lookup.cache_clear()
+
+    def __len__(self) -> int:
+        return self._lookup.cache_info().currsize

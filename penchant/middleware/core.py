@@ -13,23 +13,21 @@ Nothing here may hurt the host application: every failure is logged on the
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
-from functools import lru_cache
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from penchant.engine.consent import CONSENT_MAX_AGE, ConsentState, Decision, decide
-from penchant.engine.events import TARGET_TYPES
+from penchant.engine.events import TARGET_TYPES, Interaction, new_event_id
 from penchant.engine.experiments import Variant
 from penchant.engine.fingerprint import (
+    FingerprintCache,
     fingerprint,
     hash_identifier,
     legacy_fingerprint,
-    truncate_ip,
 )
 from penchant.engine.privacy import scrub
 from penchant.engine.validation import EventInput, storable_text
@@ -140,6 +138,12 @@ class Visitor:
             self._session_id = self._core.penchant.session_id(self.user_id)
         return self._session_id
 
+    def session_at(self, now: datetime) -> str | None:
+        """:attr:`session_id`, derived (on first use) at ``now``: the request's clock reading."""
+        if self._session_id is None and self.user_id is not None:
+            self._session_id = self._core.penchant.session_id(self.user_id, now)
+        return self._session_id
+
     @property
     def variant(self) -> Variant:
         if self._variant is None:
@@ -174,7 +178,17 @@ class Core:
         self._secret_retry_at = 0.0
         self._next_purge = monotonic() + RETENTION_FIRST_DELAY
         # Returning visitors skip the HMAC; kept in memory only, like the request itself.
-        self._fingerprint_of = lru_cache(maxsize=FINGERPRINT_CACHE)(self._compute_fingerprint)
+        self._legacy = s.fingerprint == "md5"
+        self.fingerprints = FingerprintCache(
+            FINGERPRINT_CACHE, truncate=s.truncate_ip, legacy=self._legacy
+        )
+        # The decision of every request without cookies, Sec-GPC or DNT: made once here.
+        self._plain_decision = decide(
+            mode=s.consent,
+            enabled=s.enabled,
+            honor_gpc=s.honor_gpc,
+            honor_dnt=s.honor_dnt,
+        )
         self.errors = 0
 
     # ------------------------------------------------------------ accounting
@@ -201,7 +215,8 @@ class Core:
 
     # -------------------------------------------------------------- secrets
     def _guard(self) -> None:
-        if self._monotonic() < self._secret_retry_at:
+        # (The clock is read only after a failure: most processes never have one.)
+        if self._secret_retry_at and self._monotonic() < self._secret_retry_at:
             raise Unavailable("secret unavailable; retrying later")
 
     def secret(self) -> bytes:
@@ -230,12 +245,13 @@ class Core:
         return self.client_address(facts.peer, facts.forwarded_for)
 
     def _fingerprint(self, facts: RequestFacts) -> str:
-        ip = self.client_ip(facts)
-        if self.settings.truncate_ip:
-            ip = truncate_ip(ip)
-        return self._fingerprint_of(facts.user_agent, ip, facts.accept_language)
+        forwarded = facts.forwarded_for
+        ip = self.client_address(facts.peer, forwarded) if forwarded else facts.peer
+        key = b"" if self._legacy else self.secret()
+        return self.fingerprints(facts.user_agent, ip, facts.accept_language, key)
 
     def _compute_fingerprint(self, user_agent: str, ip: str, accept_language: str) -> str:
+        """The fingerprint of these inputs, uncached (``ip`` as stored: truncated or not)."""
         if self.settings.fingerprint == "md5":
             return legacy_fingerprint(user_agent, ip, accept_language)
         return fingerprint(user_agent, ip, accept_language, key=self.secret())
@@ -255,6 +271,11 @@ class Core:
         """The visitor of a request: identity, tracking decision, variant (lazy)."""
         s = self.settings
         try:
+            if not facts.cookie and facts.sec_gpc is None and facts.dnt is None:
+                decision = self._plain_decision
+                if not decision.allowed:
+                    return Visitor(self, decision)
+                return Visitor(self, decision, self._fingerprint(facts), "fingerprint")
             cookies = parse_cookies(facts.cookie, _COOKIE_NAMES)
             opted_out = _opt_out_flag(cookies)
             consent: ConsentState = "absent"
@@ -310,13 +331,15 @@ class Core:
 
     def is_page_view(self, facts: RequestFacts, status: int, content_type: str) -> bool:
         """A GET navigation answered 2xx with HTML: not static, penchant's own, prefetch or bot."""
+        path = facts.path
         return (
             facts.method == "GET"
             and 200 <= status < 300
             and content_type[:9].lower() == "text/html"
-            and not facts.path.startswith(self.static_prefixes)
-            and not self.own_path(facts.path)
-            and not facts.prefetch
+            and not path.startswith(self.static_prefixes)
+            and path != self.prefix
+            and not path.startswith(self._prefix_slash)
+            and ((facts.sec_purpose is None and facts.purpose is None) or not facts.prefetch)
             and facts.navigation
             and not is_bot(facts.user_agent)
         )
@@ -329,30 +352,43 @@ class Core:
     def record_view(
         self, facts: RequestFacts, visitor: Visitor, event_id: str | None = None
     ) -> bool:
-        """Queue the page view (never blocks: the writer stores it in the background)."""
-        if visitor.user_id is None:
+        """Queue the page view (never blocks: the writer stores it in the background).
+
+        What ``Penchant.track("view", ...)`` does, with the request's one clock
+        reading for the session and the timestamp.
+        """
+        user_id = visitor.user_id
+        if user_id is None:
             return False
-        matched = self.patterns.match(facts.path)
+        path = facts.path
+        matched = self.patterns.match(path)
         self.maybe_purge()
-        if matched is not None:
-            target_type, target_id = matched
-            return self.penchant.track(
-                "view",
-                target_type,
-                target_id,
-                user_id=visitor.user_id,
-                session_id=visitor.session_id,
-                event_id=event_id or new_event_id(),
+        penchant = self.penchant
+        if not self.settings.enabled:
+            return False
+        now = penchant.clock()
+        session_id = visitor.session_at(now)
+        if matched is None:
+            target_type, target_id = "page", None
+            extra: dict[str, object] | None = {"path": scrub(storable_text(path))}
+        else:
+            (target_type, target_id), extra = matched, None
+        try:
+            return penchant.submit(
+                Interaction(
+                    user_id,
+                    session_id or penchant.session_id(user_id, now),
+                    "view",
+                    target_type,
+                    target_id,
+                    now,
+                    event_id or new_event_id(),
+                    extra,
+                )
             )
-        return self.penchant.track(
-            "view",
-            "page",
-            None,
-            user_id=visitor.user_id,
-            session_id=visitor.session_id,
-            extra_data={"path": scrub(storable_text(facts.path))},
-            event_id=event_id or new_event_id(),
-        )
+        except Exception:
+            logger.exception("tracking failed")
+            return False
 
     def on_response_start(
         self, personalization: Personalization, status: int, content_type: str
@@ -485,16 +521,6 @@ class Core:
 
     def personalization(self, facts: RequestFacts) -> Personalization:
         return Personalization(self, facts)
-
-
-def new_event_id() -> str:
-    """32 hex characters, unique per event (not secret).
-
-    From the process's PRNG (reseeded after fork) rather than ``os.urandom``: a
-    system call releases the GIL, and winning it back from the busy writer thread
-    can cost a request milliseconds.
-    """
-    return f"{random.getrandbits(128):032x}"
 
 
 def _opt_out_flag(cookies: dict[str, str]) -> bool | None:

@@ -24,12 +24,13 @@ __all__ = [
 ]
 
 
-@dataclass(slots=True)
+@dataclass
 class RequestFacts:
     """What penchant reads of a request; headers it does not need are never parsed.
 
-    Treat it as read-only. (Not a frozen dataclass: a frozen one's constructor
-    costs several microseconds more, and it is built for every request.)
+    Treat it as read-only. (Neither frozen nor slotted: :func:`from_scope` and
+    :func:`from_environ` fill only the fields a request has, in one step, and the
+    class's defaults answer for the rest; it is built for every request.)
     """
 
     method: str
@@ -122,32 +123,45 @@ _ASGI_HEADERS: Mapping[bytes, str] = {
 _JOINED = {"cookie": "; ", "forwarded_for": ", ", "accept": ", "}
 
 
+_new = object.__new__
+
+
+def _facts(values: dict[str, Any]) -> RequestFacts:
+    """RequestFacts of ``values`` (``method``, ``path``, any other fields) in one step.
+
+    ``__init__`` is skipped: a field the request does not have reads the class default.
+    """
+    facts: RequestFacts = _new(RequestFacts)
+    facts.__dict__ = values
+    return facts
+
+
 def from_scope(scope: Mapping[str, Any]) -> RequestFacts:
     """Facts of an ASGI HTTP scope."""
-    values: dict[str, str] = {}
+    client = scope.get("client")
+    query = scope.get("query_string", b"")
+    if isinstance(query, bytes):
+        query = query.decode("latin-1") if query else ""
+    values: dict[str, Any] = {
+        "method": scope.get("method", "GET"),
+        "path": scope.get("path", "/"),
+        "query": str(query),
+        "scheme": scope.get("scheme", "http"),
+        "root": scope.get("root_path", ""),
+        "peer": client[0] if client else "",
+    }
     for name, raw in scope.get("headers", ()):
         key = _ASGI_HEADERS.get(name)  # ASGI servers send names lowercased
         if key is None:
             continue
-        value = raw.decode("latin-1")
-        if key in values and key in _JOINED:
-            values[key] = values[key] + _JOINED[key] + value
-        elif key not in values:
-            values[key] = value
-    client = scope.get("client")
+        if key not in values:
+            values[key] = raw.decode("latin-1")
+        elif key in _JOINED:
+            values[key] = values[key] + _JOINED[key] + raw.decode("latin-1")
     if "host" not in values:
         server = scope.get("server")
         values["host"] = f"{server[0]}:{server[1]}" if server else ""
-    query = scope.get("query_string", b"")
-    return RequestFacts(
-        method=scope.get("method", "GET"),
-        path=scope.get("path", "/"),
-        query=query.decode("latin-1") if isinstance(query, bytes) else str(query),
-        scheme=scope.get("scheme", "http"),
-        root=scope.get("root_path", ""),
-        peer=client[0] if client else "",
-        **values,
-    )
+    return _facts(values)
 
 
 _WSGI_HEADERS: Mapping[str, str] = {
@@ -170,26 +184,29 @@ _WSGI_HEADERS: Mapping[str, str] = {
     "HTTP_AUTHORIZATION": "authorization",
     "HTTP_IF_NONE_MATCH": "if_none_match",
 }
+_WSGI_NAMES = frozenset(_WSGI_HEADERS)
 
 
 def from_environ(environ: Mapping[str, Any]) -> RequestFacts:
     """Facts of a WSGI environ (PEP 3333: header values are latin-1 strings)."""
-    values = {key: environ[name] for name, key in _WSGI_HEADERS.items() if name in environ}
+    get = environ.get
+    values: dict[str, Any] = {
+        "method": get("REQUEST_METHOD", "GET"),
+        "path": get("PATH_INFO", "") or "/",
+        "query": get("QUERY_STRING", ""),
+        "scheme": get("wsgi.url_scheme", "http"),
+        "root": get("SCRIPT_NAME", ""),
+        "peer": get("REMOTE_ADDR", ""),
+    }
+    for name in _WSGI_NAMES.intersection(environ):
+        values[_WSGI_HEADERS[name]] = environ[name]
     if values.get("content_length") == "":
         del values["content_length"]
-    host = environ.get("HTTP_HOST")
+    host = get("HTTP_HOST")
     if not host:
-        host = f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}".rstrip(":")
-    return RequestFacts(
-        method=environ.get("REQUEST_METHOD", "GET"),
-        path=environ.get("PATH_INFO", "") or "/",
-        query=environ.get("QUERY_STRING", ""),
-        scheme=environ.get("wsgi.url_scheme", "http"),
-        host=host,
-        root=environ.get("SCRIPT_NAME", ""),
-        peer=environ.get("REMOTE_ADDR", ""),
-        **values,
-    )
+        host = f"{get('SERVER_NAME', '')}:{get('SERVER_PORT', '')}".rstrip(":")
+    values["host"] = host
+    return _facts(values)
 
 
 def parse_cookies(header: str, names: Iterable[str]) -> dict[str, str]:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING
 
+from penchant.engine.events import new_event_id
 from penchant.engine.validation import InvalidEvent, validate_event
 
 if TYPE_CHECKING:
@@ -147,8 +148,6 @@ class Personalization:
     def page_view_id(self) -> str:
         """The id of this request's page view (its stored ``event_id`` when recorded)."""
         if self._page_view_id is None:
-            from penchant.middleware.core import new_event_id  # core imports this module
-
             self._page_view_id = new_event_id()
         return self._page_view_id
 
