@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from penchant.engine.consent import CONSENT_MAX_AGE, ConsentState, Decision, decide
@@ -63,6 +64,8 @@ RETENTION_INTERVAL = 3600.0
 RETENTION_FIRST_DELAY = 60.0
 #: Fingerprints remembered per (User-Agent, IP, Accept-Language) in one process.
 FINGERPRINT_CACHE = 8192
+#: Stored forms of page paths remembered in one process (scrubbing one costs microseconds).
+PATH_CACHE = 4096
 #: After the secret could not be read (database down), do not ask again for this long.
 SECRET_RETRY = 30.0
 
@@ -370,7 +373,7 @@ class Core:
         session_id = visitor.session_at(now)
         if matched is None:
             target_type, target_id = "page", None
-            extra: dict[str, object] | None = {"path": scrub(storable_text(path))}
+            extra: dict[str, object] | None = {"path": stored_path(path)}
         else:
             (target_type, target_id), extra = matched, None
         try:
@@ -521,6 +524,12 @@ class Core:
 
     def personalization(self, facts: RequestFacts) -> Personalization:
         return Personalization(self, facts)
+
+
+@lru_cache(maxsize=PATH_CACHE)
+def stored_path(path: str) -> str:
+    """A page's path as stored: storable, with e-mail addresses and phone numbers scrubbed."""
+    return scrub(storable_text(path))
 
 
 def _opt_out_flag(cookies: dict[str, str]) -> bool | None:
