@@ -13,10 +13,12 @@ dead-lettering the rows that still fail.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -250,6 +252,66 @@ def _chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield values[start : start + size]
 
 
+# --------------------------------------------------------- COPY text format
+# The batch goes to a per-session staging table with COPY, then into the real table
+# with one INSERT .. SELECT .. ON CONFLICT DO NOTHING RETURNING (PostgreSQL, psycopg2).
+_STAGING = "penchant_staging_interactions"
+_COPY_COLUMNS = (
+    "user_id",
+    "session_id",
+    "interaction_type",
+    "target_type",
+    "event_id",
+    "extra_data",
+    "target_id",
+    "timestamp",
+)
+_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
+_COPY_NULL = "\\N"
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(rows: Iterable[Mapping[str, Any]]) -> bytes | None:
+    """The rows in COPY's text format (UTF-8), or None when one needs the INSERT path.
+
+    Only plain values take this path: ``str`` text, ``int`` or no target id, a
+    ``datetime`` timestamp. Anything else, a NUL character (which PostgreSQL's
+    text cannot hold) or a string that is not valid UTF-8 goes through the
+    parameterized INSERT, which stores or rejects it exactly as before.
+    """
+    lines: list[str] = []
+    for row in rows:
+        user, session, kind = row["user_id"], row["session_id"], row["interaction_type"]
+        target_type, event_id, extra = row["target_type"], row["event_id"], row["extra_data"]
+        target, moment = row["target_id"], row["timestamp"]
+        if (
+            type(user) is not str
+            or type(session) is not str
+            or type(kind) is not str
+            or type(target_type) is not str
+            or type(event_id) is not str
+            or not (extra is None or type(extra) is str)
+            or not (target is None or type(target) is int)
+            or type(moment) is not datetime
+        ):
+            return None
+        texts: tuple[str, ...] = (user, session, kind, target_type, event_id, extra or "")
+        if _COPY_SPECIAL.search("".join(texts)):  # rare: escape each value
+            texts = tuple(text.translate(_COPY_ESCAPES) for text in texts)
+        line = "\t".join(texts[:5])
+        lines.append(
+            f"{line}\t{_COPY_NULL if extra is None else texts[5]}"
+            f"\t{_COPY_NULL if target is None else target}\t{moment.isoformat()}\n"
+        )
+    text = "".join(lines)
+    if "\x00" in text:
+        return None
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return None
+
+
 # ------------------------------------------------------------------ store
 _stores: weakref.WeakSet[Store] = weakref.WeakSet()
 
@@ -317,6 +379,10 @@ class Store:
         self._upsert_sql = str(compiled)
         self._upsert_positions: Sequence[str] | None = compiled.positiontup
         self._upsert_literals: dict[str, Any] = dict(compiled.params)  # e.g. 86400.0
+        # PostgreSQL through psycopg2: batches go in with COPY through a staging table
+        self._copy_batches = (
+            self.dialect == "postgresql" and self._engine.dialect.driver == "psycopg2"
+        )
 
     # ------------------------------------------------------------ engines
     @property
@@ -393,13 +459,18 @@ class Store:
 
     # -------------------------------------------------------- transactions
     @contextmanager
-    def _begin(self, *, write: bool = False) -> Iterator[Connection]:
-        """One transaction; unreachable-database errors become :class:`StoreUnavailable`."""
+    def _begin(self, *, write: bool = False, staging: bool = False) -> Iterator[Connection]:
+        """One transaction; unreachable-database errors become :class:`StoreUnavailable`.
+
+        ``staging``: the connection has the COPY staging table (created once per connection).
+        """
         guard: AbstractContextManager[Any] = self._memory_lock or nullcontext()
         try:
             with guard, self._engine.connect() as conn:
                 if write:
                     conn.execution_options(penchant_write=True)
+                if staging:
+                    self._ensure_staging(conn)
                 with conn.begin():
                     yield conn
         except StoreError:
@@ -517,15 +588,63 @@ class Store:
         deltas_for: DeltasFor,
         rate: float,
     ) -> list[Interaction]:
-        with self._begin(write=True) as conn:
+        rows = [row for _, row in unique]
+        data = _copy_text(rows) if self._copy_batches and rows else None
+        with self._begin(write=True, staging=data is not None) as conn:
             inserted: list[Interaction] = []
-            if unique:
-                result = conn.execute(self._insert_interactions(), [row for _, row in unique])
+            if rows:
+                if data is None:
+                    result: Iterable[Any] = conn.execute(self._insert_interactions(), rows)
+                else:
+                    result = self._copy_interactions(conn, data)
                 new = {(r[0], r[1]) for r in result}
                 inserted = [e for e, _ in unique if (e.user_id, e.event_id) in new]
             self._apply_deltas(conn, inserted, deltas_for, rate)
             self._dead_letter(conn, failed)
         return inserted
+
+    def _ensure_staging(self, conn: Connection) -> None:
+        """Create this connection's staging table, in a transaction of its own, once."""
+        info = conn.connection.info
+        if info.get(_STAGING):
+            return
+        columns = ", ".join(
+            f'"{name}" {user_interactions.c[name].type.compile(dialect=self._engine.dialect)}'
+            for name in _COPY_COLUMNS
+        )
+        with conn.begin():
+            # temporary: private to the session; emptied by every commit that filled it
+            conn.exec_driver_sql(
+                f"CREATE TEMPORARY TABLE {_STAGING} ({columns}) ON COMMIT DELETE ROWS"
+            )
+        info[_STAGING] = True  # only once the table is committed
+
+    def _copy_interactions(self, conn: Connection, data: bytes) -> Sequence[Any]:
+        """COPY the rows into the staging table, then insert the new ones; return their keys.
+
+        The INSERT takes the rows in (user_id, event_id) order, by code point like
+        the sort in :meth:`record`, so every path locks index entries in one order.
+        """
+        columns = ", ".join(f'"{name}"' for name in _COPY_COLUMNS)
+        copy = f"COPY {_STAGING} ({columns}) FROM STDIN WITH (ENCODING 'UTF8')"
+        dialect = self._engine.dialect
+        dbapi_conn: Any = conn.connection.dbapi_connection
+        try:
+            with dbapi_conn.cursor() as cursor:
+                cursor.copy_expert(copy, io.BytesIO(data))
+        except dialect.loaded_dbapi.Error as exc:
+            # the driver's error, raised the way SQLAlchemy raises its own
+            gone = dialect.is_disconnect(exc, dbapi_conn, None)
+            if gone:
+                conn.invalidate(exc)
+            raise sa_exc.DBAPIError.instance(
+                copy, None, exc, dialect.loaded_dbapi.Error, connection_invalidated=gone
+            ) from exc
+        return conn.exec_driver_sql(
+            f"INSERT INTO user_interactions ({columns}) SELECT {columns} FROM {_STAGING}"
+            ' ORDER BY user_id COLLATE "C", event_id COLLATE "C"'
+            " ON CONFLICT (user_id, event_id) DO NOTHING RETURNING user_id, event_id"
+        ).all()
 
     def _record_rows(
         self,

@@ -52,3 +52,42 @@ def apply_interactions(url: str, worker: int, count: int, batch: int, barrier: A
             store.record(events[start : start + batch], deltas_for, RATE)
     finally:
         store.dispose()
+
+
+def shared_events(count: int) -> list[Interaction]:
+    """Events of 50 visitors that every worker of the overlap test records, in its own order."""
+    return [
+        Interaction(
+            user_id=f"{i % 50:032x}",
+            session_id=f"{i % 7:064x}",
+            interaction_type=KINDS[i % len(KINDS)],
+            target_type="procedure",
+            target_id=10 * (1 + i % 4),
+            timestamp=T0 + timedelta(seconds=i),
+            event_id=f"{i:032x}",
+            extra_data={"path": "/a\tb\\c\n"} if i % 3 == 0 else None,
+        )
+        for i in range(count)
+    ]
+
+
+def record_overlapping(
+    url: str, worker: int, count: int, batch: int, barrier: Any, out: Any
+) -> None:
+    """Record all the shared events, shuffled per worker; put (stored, duplicates, dead) in out."""
+    import random
+
+    store = Store(url)
+    events = shared_events(count)
+    random.Random(worker).shuffle(events)
+    totals = [0, 0, 0]
+    barrier.wait(timeout=60)
+    try:
+        for start in range(0, count, batch):
+            result = store.record(events[start : start + batch], deltas_for, RATE)
+            totals[0] += result.stored
+            totals[1] += result.duplicates
+            totals[2] += result.dead_lettered
+    finally:
+        store.dispose()
+    out.put(tuple(totals))
