@@ -104,7 +104,7 @@ class Settings:
     batch_size: int = 500
     queue_size: int = 10_000
     affinity_cache_size: int = 10_000
-    affinity_cache_ttl: float = 1.0  # bounds how stale another process's profile may be
+    affinity_cache_ttl: float = 60.0  # a backstop: the change feed drops stale profiles
     shutdown_timeout: float = 8.0
     read_timeout: float = 1.0  # a request waits this long for the database, then gets popular
 

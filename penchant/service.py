@@ -20,8 +20,9 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from penchant.config import Settings
 from penchant.engine import ranking
@@ -38,6 +39,7 @@ from penchant.engine.ranking import (
     VisitorProfile,
 )
 from penchant.engine.report import Report, build_report, funnel_paths
+from penchant.storage import changes
 from penchant.storage.reporting import (
     Exposure,
     funnel_sessions,
@@ -63,6 +65,53 @@ NeighbourMap = Mapping[tuple[str, int], Sequence[tuple[tuple[str, int], float]]]
 def utcnow() -> datetime:
     """Naive UTC, as stored in the original tables."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+#: How often a process reads the change feed (other processes' writes).
+CHANGE_POLL_INTERVAL = 0.25
+#: How often a writing process deletes old rows of the change feed.
+CHANGE_TRIM_INTERVAL = 300.0
+
+
+class _Feed:
+    """This process's place in the change feed."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.last: int | None = None  # the last id read; None: not started
+        self.polled = 0.0
+        self.next_poll = 0.0
+        self.next_trim = 0.0
+        self.epoch = 0  # bumped whenever a poll drops cached profiles
+        self.own: set[int] = set()  # ids this process wrote: its own caches are current
+
+    def forget_own_before(self, last: int) -> None:
+        if self.own:
+            self.own = {i for i in self.own if i > last}
+
+
+@dataclass(frozen=True, slots=True)
+class _Ranked:
+    """One visitor's ranked list and what it was ranked from."""
+
+    profile: VisitorProfile
+    popularity: Popularity
+    catalog: Catalog
+    at: datetime
+    result: tuple[Recommendation, ...]
+
+    #: Recency weighs history by days; within this span a list ranks the same.
+    FRESH_FOR: ClassVar[timedelta] = timedelta(seconds=60)
+
+    def valid_for(
+        self, profile: VisitorProfile, popularity: Popularity, catalog: Catalog, now: datetime
+    ) -> bool:
+        return (
+            self.popularity is popularity
+            and self.catalog is catalog
+            and abs(now - self.at) <= self.FRESH_FOR
+            and (self.profile is profile or self.profile == profile)
+        )
 
 
 class _TTLCache:
@@ -98,6 +147,12 @@ class _TTLCache:
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
+
+    def pop_where(self, predicate: Callable[[Any], bool]) -> None:
+        """Drop every entry whose key matches (a scan: for rare events like erasure)."""
+        with self._lock:
+            for key in [k for k in self._data if predicate(k)]:
+                del self._data[key]
 
     def __len__(self) -> int:
         return len(self._data)
@@ -208,10 +263,17 @@ class Penchant:
             settings.affinity_cache_size, settings.affinity_cache_ttl, self._monotonic
         )
         self._neighbours = _TTLCache(50_000, settings.popular_ttl, self._monotonic)
+        # A visitor's ranked lists, reused while their profile, popular content and
+        # the catalog are the same objects (or equal) and co-viewed items are cached.
+        self._ranked = _TTLCache(
+            settings.affinity_cache_size, settings.popular_ttl, self._monotonic
+        )
         # Read-your-writes: events submitted and not yet written, per visitor.
         self._pending: dict[str, list[Interaction]] = {}
         self._generation: dict[str, int] = {}
         self._pending_lock = threading.Lock()
+        # The change feed: other processes' writes drop cached profiles (see changes.py).
+        self._feed = _Feed()
         # Exposures of recommendation lists, written by the writer's thread.
         self._exposures: deque[Exposure] = deque(maxlen=settings.queue_size)
         # Sessions without cookies: visitor -> (started, last seen, session id).
@@ -232,6 +294,8 @@ class Penchant:
             self._writer = None
             self._pending.clear()
             self._profiles.clear()
+            self._ranked.clear()
+            self._feed = _Feed()
             self._pid = pid
 
     @property
@@ -415,10 +479,12 @@ class Penchant:
 
     def submit(self, interaction: Interaction) -> bool:
         """Hand a ready interaction to the writer and the read-your-writes overlay."""
-        with self._pending_lock:
-            self._pending.setdefault(interaction.user_id, []).append(interaction)
+        overlay = _moves_profile(interaction)
+        if overlay:
+            with self._pending_lock:
+                self._pending.setdefault(interaction.user_id, []).append(interaction)
         accepted = self.writer.submit(interaction)
-        if not accepted:
+        if not accepted and overlay:
             self._forget_pending((interaction,))
         logger.debug(
             "tracked %s %s %s for %s",
@@ -431,6 +497,7 @@ class Penchant:
 
     def _on_stored(self, written: Sequence[Interaction]) -> None:
         self._forget_pending(written)
+        self._note_changes({e.user_id for e in written if _moves_profile(e)})
         self._write_exposures()
 
     def record_exposure(
@@ -488,10 +555,15 @@ class Penchant:
         )
 
     def _forget_pending(self, written: Sequence[Interaction]) -> None:
-        with self._pending_lock:
-            by_user: dict[str, set[str]] = {}
-            for event in written:
+        """Let go of written events; a visitor's cached profile is dropped only when
+        an event that moves a profile was written (a plain page view does not)."""
+        by_user: dict[str, set[str]] = {}
+        for event in written:
+            if _moves_profile(event):
                 by_user.setdefault(event.user_id, set()).add(event.event_id)
+        if not by_user:
+            return
+        with self._pending_lock:
             for user_id, ids in by_user.items():
                 self._generation[user_id] = self._generation.get(user_id, 0) + 1
                 left = [e for e in self._pending.get(user_id, ()) if e.event_id not in ids]
@@ -505,14 +577,17 @@ class Penchant:
     # ------------------------------------------------------------- read path
     def profile(self, user_id: str) -> VisitorProfile:
         """Stored affinities and history, plus this process's unwritten events."""
+        self._poll_changes()
         with self._pending_lock:
             generation = self._generation.get(user_id, 0)
+            epoch = self._feed.epoch
             pending = list(self._pending.get(user_id, ()))
         stored: VisitorProfile | None = self._profiles.get(user_id)
         if stored is None:
             stored = self._reads.call("reading a visitor's profile", self._load_profile, user_id)
             with self._pending_lock:
-                if self._generation.get(user_id, 0) == generation:
+                # not if a write of this visitor, or a poll of the feed, came in between
+                if self._generation.get(user_id, 0) == generation and self._feed.epoch == epoch:
                     self._profiles.put(user_id, stored)
         if not pending:
             return stored
@@ -530,6 +605,61 @@ class Penchant:
 
     def _load_profile(self, user_id: str) -> VisitorProfile:
         return self.store.load_profile(user_id)
+
+    # ------------------------------------------------------------ change feed
+    def _poll_changes(self) -> None:
+        """Drop cached profiles that another process's writes made stale.
+
+        At most once per :data:`CHANGE_POLL_INTERVAL` per process, by whichever
+        request finds it due (one indexed query); the others do not wait for it.
+        """
+        feed = self._feed
+        now = self._monotonic()
+        if now < feed.next_poll or not feed.lock.acquire(blocking=False):
+            return
+        try:
+            feed.next_poll = now + CHANGE_POLL_INTERVAL
+            store = self.store
+            if feed.last is None or now - feed.polled > changes.KEEP.total_seconds() / 2:
+                # a new reader, or one that may have missed trimmed rows: start afresh
+                last = self._reads.call("reading the change feed", changes.latest_change, store)
+                stale: frozenset[int] | None = None
+            else:
+                last, stale = self._reads.call(
+                    "reading the change feed", changes.changes_since, store, feed.last, feed.own
+                )
+            with self._pending_lock:
+                if stale is None:
+                    self._profiles.clear()
+                    self._ranked.clear()
+                elif stale:
+                    self._profiles.pop_where(lambda key: changes.bucket(key) in stale)
+                    self._ranked.pop_where(lambda key: changes.bucket(key[0]) in stale)
+                if stale is None or stale:
+                    feed.epoch += 1
+            feed.last, feed.polled = last, now
+            feed.forget_own_before(last)
+        except Exception as exc:
+            # the cached profiles then live out their TTL (affinity_cache_ttl)
+            logger.debug("change feed not read: %s", exc)
+        finally:
+            feed.lock.release()
+
+    def _note_changes(self, user_ids: set[str]) -> None:
+        """Tell other processes these visitors' profiles changed (never raises)."""
+        if not user_ids:
+            return
+        try:
+            store = self.store
+            now = self.clock()
+            ids = changes.note_changes(store, user_ids, now)
+            self._feed.own.update(ids)
+            mono = self._monotonic()
+            if mono >= self._feed.next_trim:
+                self._feed.next_trim = mono + CHANGE_TRIM_INTERVAL
+                changes.trim_changes(store, now)
+        except Exception as exc:
+            logger.warning("change feed not written: %s", exc)
 
     def popularity(self) -> Popularity:
         """Distinct visitors per target over the popular window, cached for ``popular_ttl``."""
@@ -614,14 +744,20 @@ class Penchant:
                 )[: ranking.HISTORY_DEPTH]
             if context is not None:
                 keys.append(context)
+            now = self.clock()
+            memo_key = (user_id, content_type, limit, context) if profile is not None else None
+            if memo_key is not None:
+                memo = self._ranked.get(memo_key)
+                if memo is not None and memo.valid_for(profile, popularity, catalog, now):
+                    return list(memo.result)
             s = self.settings
-            return ranking.recommend(
+            result = ranking.recommend(
                 content_type,
                 catalog=catalog,
                 profile=profile,
                 popularity=popularity,
                 neighbours=self._neighbours_or_none(keys),
-                now=self.clock(),
+                now=now,
                 limit=limit,
                 strategy=s.strategy,
                 rate=s.decay_rate,
@@ -629,6 +765,11 @@ class Penchant:
                 exclude_seen=s.exclude_seen,
                 context=context,
             )
+            if memo_key is not None and profile is not None:
+                self._ranked.put(
+                    memo_key, _Ranked(profile, popularity, catalog, now, tuple(result))
+                )
+            return result
         except ReadUnavailable:
             return ranking.popular(content_type, catalog, popularity, limit=limit)
         except Exception:
@@ -650,8 +791,11 @@ class Penchant:
         with self._pending_lock:
             self._pending.pop(user_id, None)
         self._profiles.pop(user_id)
+        self._ranked.pop_where(lambda key: key[0] == user_id)
         self.writer.discard(user_id)
-        return self.store.erase(user_id)
+        deleted = self.store.erase(user_id)
+        self._note_changes({user_id})
+        return deleted
 
     def export(self, user_id: str) -> dict[str, object]:
         self.flush(timeout=self.settings.shutdown_timeout)
@@ -702,6 +846,21 @@ class Penchant:
         from penchant.middleware.wsgi import PenchantWSGI
 
         return PenchantWSGI(app, self)
+
+
+def _moves_profile(event: Interaction) -> bool:
+    """Whether storing ``event`` can change its visitor's profile.
+
+    A profile is affinities (moved by catalog targets and by searches that
+    matched categories) and the history of catalog targets: an event without a
+    target and without matched categories, such as a plain page view, moves
+    neither, so it needs no read-your-writes overlay and leaves a cached
+    profile valid.
+    """
+    if event.target_id is not None:
+        return True
+    extra = event.extra_data
+    return bool(extra and extra.get("categories"))
 
 
 def _fields(settings: Settings) -> dict[str, Any]:

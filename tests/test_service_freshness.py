@@ -1,10 +1,12 @@
-"""Freshness: a process sees its own events at once; another once written and its cache expires."""
+"""Freshness: a process sees its own events at once; another as soon as they are
+written and it has read the change feed, not after a cache TTL."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 from penchant import Catalog, Category, Item, Penchant
+from penchant.service import CHANGE_POLL_INTERVAL
 
 CATALOG = Catalog(
     [Category(1, "Injectables"), Category(2, "Laser")],
@@ -20,24 +22,109 @@ class Ticker:
         return self.now
 
 
-def test_another_process_sees_events_after_the_writer_and_the_cache_ttl(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
-    settings = {"database_url": url, "secret_key": "k", "catalog": CATALOG, "holdout": 0.0}
+def _pair(database_url: str) -> tuple[Penchant, Penchant, Ticker]:
+    """Two instances on one database, as two worker processes; ``there``'s clock is ours."""
+    settings: dict[str, Any] = {
+        "database_url": database_url,
+        "secret_key": "k",
+        "catalog": CATALOG,
+        "holdout": 0.0,
+    }
     here, there = Penchant(**settings), Penchant(**settings)
     here.init_db()
     ticker = Ticker()
-    there._profiles._clock = ticker  # the other process's monotonic clock
+    there._monotonic = ticker
+    there._profiles._clock = ticker
+    there._ranked._clock = ticker
+    return here, there, ticker
+
+
+def _loads(penchant: Penchant) -> list[str]:
+    """Record every profile read of ``penchant`` from the database."""
+    seen: list[str] = []
+    load = penchant._load_profile
+
+    def counting(user_id: str) -> Any:
+        seen.append(user_id)
+        return load(user_id)
+
+    penchant._load_profile = counting  # type: ignore[method-assign]
+    return seen
+
+
+def test_another_process_sees_events_once_written_and_polled(database_url: str) -> None:
+    here, there, ticker = _pair(database_url)
     visitor = "v" * 32
     assert there.recommend("categories", visitor, limit=1)[0].reason.kind == "popular"
     assert here.track("click", "procedure", 2, user_id=visitor)
     # the same process: at once, before anything is written
     assert here.recommend("categories", visitor, limit=1)[0].item.id == 2
     assert here.flush(timeout=10)
-    # the other process: its cached profile still serves until it expires ...
+    # the other process: its cached profile serves until it next reads the feed ...
     assert there.recommend("categories", visitor, limit=1)[0].reason.kind == "popular"
-    ticker.now += there.settings.affinity_cache_ttl + 0.01
-    # ... then it reads what was written
+    ticker.now += CHANGE_POLL_INTERVAL + 0.01
+    # ... long before the cache's TTL
+    assert ticker.now - 1000.0 < there.settings.affinity_cache_ttl
     top = there.recommend("categories", visitor, limit=1)[0]
     assert top.item.id == 2 and top.reason.kind != "popular"
     here.close()
     there.close()
+
+
+def test_an_erasure_elsewhere_drops_the_cached_profile(database_url: str) -> None:
+    here, there, ticker = _pair(database_url)
+    visitor = "e" * 32
+    assert here.track("click", "procedure", 1, user_id=visitor)
+    assert here.flush(timeout=10)
+    assert there.recommend("categories", visitor, limit=1)[0].item.id == 1
+    assert there.profile(visitor).affinities
+    here.erase(visitor)
+    ticker.now += CHANGE_POLL_INTERVAL + 0.01
+    assert not there.profile(visitor).affinities
+    assert there.recommend("categories", visitor, limit=1)[0].reason.kind == "popular"
+    here.close()
+    there.close()
+
+
+def test_unrelated_visitors_keep_their_cached_profiles(database_url: str) -> None:
+    here, there, ticker = _pair(database_url)
+    visitors = [f"{n:032x}" for n in range(1, 6)]
+    loads = _loads(there)
+    for visitor in visitors:
+        there.profile(visitor)
+    assert sorted(loads) == sorted(visitors)
+    assert here.track("click", "procedure", 1, user_id=visitors[0])
+    assert here.flush(timeout=10)
+    ticker.now += CHANGE_POLL_INTERVAL + 0.01
+    loads.clear()
+    for visitor in visitors:
+        there.profile(visitor)
+    # only the visitor who changed (and any sharing their 16-bit bucket) is read again
+    assert visitors[0] in loads and len(loads) < len(visitors)
+    here.close()
+    there.close()
+
+
+def test_page_views_without_a_target_keep_the_visitors_cached_profile(
+    database_url: str,
+) -> None:
+    penchant = Penchant(database_url=database_url, secret_key="k", catalog=CATALOG, holdout=0.0)
+    penchant.init_db()
+    visitor = "p" * 32
+    assert penchant.track("click", "procedure", 1, user_id=visitor)
+    assert penchant.flush(timeout=10)
+    loads = _loads(penchant)
+    first = penchant.recommend("procedures", visitor, limit=2)
+    assert loads == [visitor]
+    for _ in range(3):
+        assert penchant.track("view", "page", None, user_id=visitor, extra_data={"path": "/"})
+    assert penchant.flush(timeout=10)
+    again = penchant.recommend("procedures", visitor, limit=2)
+    assert again == first
+    assert loads == [visitor]  # the page views moved nothing: no second read
+    # a view of a procedure does move the profile: read again once written
+    assert penchant.track("view", "procedure", 2, user_id=visitor)
+    assert penchant.flush(timeout=10)
+    penchant.recommend("procedures", visitor, limit=2)
+    assert loads == [visitor, visitor]
+    penchant.close()

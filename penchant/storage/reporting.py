@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from penchant.engine.report import SessionCounts
 from penchant.storage.schema import exposures, user_interactions
-from penchant.storage.store import Store
+from penchant.storage.store import _SQLITE_DATETIME, Store
 
 __all__ = ["Exposure", "funnel_sessions", "record_exposures", "session_counts"]
 
@@ -33,27 +33,66 @@ class Exposure:
 
 
 def record_exposures(store: Store, batch: Sequence[Exposure]) -> int:
-    """Insert exposures, ignoring one already stored for the same page view and list."""
+    """Insert exposures, one row per page view: its lists are merged, in the order shown.
+
+    A list already stored for the same page view is not stored again (the rows
+    of one page view written in two batches differ by their lists).
+    """
     if not batch:
         return 0
-    rows = [
-        {
-            "user_id": e.user_id,
-            "session_id": e.session_id,
-            "page_view_id": e.page_view_id,
-            "variant": e.variant,
-            "content_type": e.content_type,
-            "items": json.dumps([list(i) for i in e.items], separators=(",", ":")),
-            "timestamp": e.timestamp,
-        }
-        for e in batch
-    ]
-    statement = store._insert(exposures).on_conflict_do_nothing(
-        index_elements=["user_id", "page_view_id", "content_type"]
-    )
+    merged: dict[tuple[str, str], list[Exposure]] = {}
+    for e in batch:
+        shown = merged.setdefault((e.user_id, e.page_view_id), [])
+        if all(other.content_type != e.content_type for other in shown):
+            shown.append(e)
+    rows = []
+    for shown in merged.values():
+        first = shown[0]
+        items = [[e.content_type, *item] for e in shown for item in e.items]
+        rows.append(
+            (
+                first.user_id,
+                first.session_id,
+                first.page_view_id,
+                first.variant,
+                ",".join(sorted(e.content_type for e in shown)),
+                len(shown),
+                json.dumps(items, separators=(",", ":")),
+                first.timestamp,
+            )
+        )
     with store._begin(write=True) as conn:
-        result = conn.execute(statement, rows)
+        if store.dialect == "sqlite":
+            # the driver's executemany: exposures come with every recommending page view
+            result = conn.exec_driver_sql(
+                _SQLITE_INSERT, [(*r[:-1], r[-1].strftime(_SQLITE_DATETIME)) for r in rows]
+            )
+        else:
+            statement = (
+                store._insert(exposures)
+                .on_conflict_do_nothing(index_elements=["user_id", "page_view_id", "content_type"])
+                .returning(exposures.c.id)
+            )
+            params = [dict(zip(_COLUMNS, r, strict=True)) for r in rows]
+            return len(conn.execute(statement, params).all())
     return max(0, result.rowcount or 0)
+
+
+_COLUMNS = (
+    "user_id",
+    "session_id",
+    "page_view_id",
+    "variant",
+    "content_type",
+    "lists",
+    "items",
+    "timestamp",
+)
+_SQLITE_INSERT = (
+    f"INSERT INTO {exposures.name} ({', '.join(_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _COLUMNS)}) "
+    "ON CONFLICT (user_id, page_view_id, content_type) DO NOTHING"
+)
 
 
 def session_counts(store: Store, since: datetime) -> list[SessionCounts]:
@@ -76,7 +115,7 @@ def session_counts(store: Store, since: datetime) -> list[SessionCounts]:
         .group_by(ui.c.user_id, ui.c.session_id)
     )
     shown = (
-        sa.select(ex.c.user_id, ex.c.session_id, sa.func.count().label("exposures"))
+        sa.select(ex.c.user_id, ex.c.session_id, sa.func.sum(ex.c.lists).label("exposures"))
         .where(ex.c.timestamp >= since)
         .group_by(ex.c.user_id, ex.c.session_id)
     )

@@ -9,7 +9,11 @@ types and indexes. Additions, each for one stated need:
   by (the capped ``affinity_score`` ties heavy visitors at 1.0).
 - ``penchant_meta``, ``penchant_dead_letter``, ``penchant_item_neighbours``:
   the generated secret, rows that could not be stored, item-to-item co-occurrence.
-- ``penchant_exposures``: which recommendations a page view showed, by variant (A/B).
+- ``penchant_exposures``: which recommendations a page view showed, by variant (A/B);
+  one row per page view (and writer batch), ``lists`` counting its lists.
+- ``penchant_changes``: which visitor buckets (a 16-bit hash of the visitor id,
+  never the id) had their profile changed, so every process can drop stale
+  cached profiles; rows live about an hour.
 
 Every unique key on visitor data leads with ``user_id`` so the tables can be
 distributed by visitor.
@@ -18,6 +22,7 @@ distributed by visitor.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     DateTime,
     Float,
@@ -31,6 +36,7 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "changes",
     "dead_letter",
     "exposures",
     "item_neighbours",
@@ -114,9 +120,26 @@ exposures = Table(
     Column("session_id", String(64), nullable=False),
     Column("page_view_id", String(32), nullable=False),
     Column("variant", String(16), nullable=False),
-    Column("content_type", String(16), nullable=False),
-    Column("items", Text, nullable=False),  # JSON: [[target_type, target_id, position], ...]
+    # the lists one page view showed, as one row: "categories,doctors,procedures"
+    Column("content_type", String(64), nullable=False),
+    Column("lists", Integer, nullable=False, server_default="1"),
+    # JSON: [[content_type, target_type, target_id, position], ...]
+    Column("items", Text, nullable=False),
     Column("timestamp", DateTime, nullable=False),
     Index("uq_exposures_page_list", "user_id", "page_view_id", "content_type", unique=True),
     Index("idx_exposures_timestamp", "timestamp"),
+)
+
+changes = Table(
+    "penchant_changes",
+    metadata,
+    # ids are handed out in commit order (SQLite: AUTOINCREMENT under its one
+    # writer; PostgreSQL: under an advisory lock), so "id > last seen" misses nothing
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("bucket", Integer, nullable=False),
+    Column("changed_at", DateTime, nullable=False),
+    Index("idx_changes_changed_at", "changed_at"),
+    sqlite_autoincrement=True,
 )

@@ -1,0 +1,68 @@
+"""Exposures: one row per page view and batch, its lists counted, a list stored once."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from penchant.storage.reporting import Exposure, record_exposures, session_counts
+from penchant.storage.schema import exposures, user_interactions
+from penchant.storage.store import Store
+
+NOW = datetime(2026, 11, 30, 12, 0, 0, 123456)
+USER = "a" * 32
+
+
+def _exposure(page_view: str, content_type: str, ids: tuple[int, ...]) -> Exposure:
+    items = tuple(("procedure", i, n) for n, i in enumerate(ids, start=1))
+    return Exposure(USER, "s1", page_view, "personalized", content_type, items, NOW)
+
+
+def test_a_page_views_lists_make_one_row_and_count_each_list(database_url: str) -> None:
+    store = Store(database_url)
+    store.create_all()
+    shown = [
+        _exposure("pv1", "procedures", (3, 1)),
+        _exposure("pv1", "categories", (2,)),
+        _exposure("pv1", "procedures", (3, 1)),  # the same list again: once
+        _exposure("pv2", "doctors", (7,)),
+    ]
+    assert record_exposures(store, shown) == 2
+    # a later batch of the same page view: a new list is kept, a list already stored is not
+    record_exposures(store, [_exposure("pv1", "packages", (9,))])
+    record_exposures(store, [_exposure("pv2", "doctors", (7,))])
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(exposures).order_by(exposures.c.id)).all()
+        conn.execute(
+            sa.insert(user_interactions),
+            [
+                {
+                    "user_id": USER,
+                    "session_id": "s1",
+                    "interaction_type": "view",
+                    "target_type": "page",
+                    "timestamp": NOW,
+                    "event_id": "e1",
+                }
+            ],
+        )
+        conn.commit()
+    by_view = {(r.page_view_id, r.content_type): r for r in rows}
+    assert set(by_view) == {
+        ("pv1", "categories,procedures"),
+        ("pv2", "doctors"),
+        ("pv1", "packages"),
+    }
+    first = by_view[("pv1", "categories,procedures")]
+    assert first.lists == 2 and first.timestamp == NOW
+    assert json.loads(first.items) == [
+        ["procedures", "procedure", 3, 1],
+        ["procedures", "procedure", 1, 2],
+        ["categories", "procedure", 2, 1],
+    ]
+    # the report counts lists, not rows
+    [counts] = session_counts(store, NOW - timedelta(days=1))
+    assert counts.exposures == 4
+    store.dispose()
