@@ -19,6 +19,7 @@ import click
 
 from penchant.config import ConfigError, Settings
 from penchant.engine.report import build_report, funnel_paths, render_report
+from penchant.storage import changes
 from penchant.storage.reporting import funnel_sessions, session_counts
 from penchant.storage.retention import cutoff
 from penchant.storage.store import Store, StoreError, describe_error
@@ -225,6 +226,8 @@ def erase(database_url: str | None, fingerprint: str, yes: bool) -> None:
         if not yes:
             click.confirm(f"Erase every row of visitor {fingerprint}?", abort=True)
         deleted = store.erase(fingerprint)
+        # running workers drop their cached copy of this visitor's profile
+        changes.note_changes(store, [fingerprint], datetime.now(UTC).replace(tzinfo=None))
     click.echo(f"erased {deleted} rows of visitor {fingerprint}")
 
 

@@ -135,6 +135,10 @@ def test_erase_asks_unless_yes(runner: CliRunner, database_url: str) -> None:
     assert done.exit_code == 0 and "erased 2 rows" in done.output
     assert store.count_interactions(visitor(1)) == 0
     assert store.count_interactions(visitor(2)) == 1
+    # running workers learn of it through the change feed (by bucket, not by id)
+    from penchant.storage import changes
+
+    assert changes.changes_since(store, 0)[1] == {changes.bucket(visitor(1))}
     store.dispose()
 
 
