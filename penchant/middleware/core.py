@@ -181,10 +181,11 @@ class Core:
         self._secret_retry_at = 0.0
         self._next_purge = monotonic() + RETENTION_FIRST_DELAY
         # Returning visitors skip the HMAC; kept in memory only, like the request itself.
-        self._legacy = s.fingerprint == "md5"
+        legacy = s.fingerprint == "md5"
         self.fingerprints = FingerprintCache(
-            FINGERPRINT_CACHE, truncate=s.truncate_ip, legacy=self._legacy
+            FINGERPRINT_CACHE, truncate=s.truncate_ip, legacy=legacy
         )
+        self._fingerprint_key: bytes | None = b"" if legacy else None
         # The decision of every request without cookies, Sec-GPC or DNT: made once here.
         self._plain_decision = decide(
             mode=s.consent,
@@ -250,7 +251,10 @@ class Core:
     def _fingerprint(self, facts: RequestFacts) -> str:
         forwarded = facts.forwarded_for
         ip = self.client_address(facts.peer, forwarded) if forwarded else facts.peer
-        key = b"" if self._legacy else self.secret()
+        key = self._fingerprint_key
+        if key is None:
+            # Read once: a service's secret does not change after it is first read.
+            key = self._fingerprint_key = self.secret()
         return self.fingerprints(facts.user_agent, ip, facts.accept_language, key)
 
     def _compute_fingerprint(self, user_agent: str, ip: str, accept_language: str) -> str:
@@ -365,7 +369,8 @@ class Core:
             return False
         path = facts.path
         matched = self.patterns.match(path)
-        self.maybe_purge()
+        if self._monotonic() >= self._next_purge:
+            self.maybe_purge()
         penchant = self.penchant
         if not self.settings.enabled:
             return False

@@ -10,7 +10,7 @@ and nothing is queried unless a view asks for recommendations. Reachable as
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING
 
@@ -37,13 +37,11 @@ def current_personalization() -> Personalization | None:
     return _current.get()
 
 
-def bind(personalization: Personalization) -> Token[Personalization | None]:
-    """Make ``personalization`` current while the host app handles its request."""
-    return _current.set(personalization)
-
-
-def unbind(token: Token[Personalization | None]) -> None:
-    _current.reset(token)
+# The context variable's own methods (no Python call of ours around them, per request):
+#: ``bind(personalization)`` makes it current while the host app handles its request.
+bind: Callable[[Personalization | None], Token[Personalization | None]] = _current.set
+#: ``unbind(token)`` restores what was current before ``bind``.
+unbind: Callable[[Token[Personalization | None]], None] = _current.reset
 
 
 class Personalization:
