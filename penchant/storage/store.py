@@ -130,6 +130,28 @@ ON CONFLICT (user_id, category_id) DO UPDATE SET
 """
 
 
+# Co-occurrence increments: score = score + increment per (item, neighbour), in key order.
+_PG_NEIGHBOURS_UPSERT = """
+INSERT INTO penchant_item_neighbours AS n
+    (item_type, item_id, neighbour_type, neighbour_id, score, last_updated)
+SELECT t, i, nt, ni, s, %(at)s::timestamp
+FROM unnest(
+    %(t)s::varchar[], %(i)s::integer[], %(nt)s::varchar[], %(ni)s::integer[], %(s)s::float8[]
+) WITH ORDINALITY AS d (t, i, nt, ni, s, k)
+ORDER BY k
+ON CONFLICT (item_type, item_id, neighbour_type, neighbour_id) DO UPDATE SET
+    score = n.score + EXCLUDED.score, last_updated = EXCLUDED.last_updated
+"""
+_SQLITE_NEIGHBOURS_UPSERT = (
+    "INSERT INTO penchant_item_neighbours"
+    " (item_type, item_id, neighbour_type, neighbour_id, score, last_updated)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (item_type, item_id, neighbour_type, neighbour_id) DO UPDATE SET"
+    " score = penchant_item_neighbours.score + excluded.score,"
+    " last_updated = excluded.last_updated"
+)
+
+
 _PG_RECENT_HISTORY = sa.text(
     "SELECT v.user_id, h.interaction_type, h.target_type, h.target_id, h.timestamp"
     " FROM unnest(CAST(:ids AS VARCHAR[])) AS v(user_id) CROSS JOIN LATERAL ("
@@ -250,6 +272,22 @@ def _enable_wal(cursor: Any, timeout: float) -> None:
 def _chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
+
+
+def _pg_number_array(values: Iterable[int | float]) -> str:
+    """An array literal of ints or floats (``repr`` round-trips a float; PostgreSQL reads
+    ``inf`` and ``nan`` too).
+
+    One literal parsed by the array's input function: an ARRAY[...] of thousands
+    of parameters would cost the server more to plan than to run.
+    """
+    return "{" + ",".join(map(repr, values)) + "}"
+
+
+def _pg_text_array(values: Iterable[str]) -> str:
+    """An array literal of strings, each quoted (backslashes and quotes escaped)."""
+    quoted = ('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values)
+    return "{" + ",".join(quoted) + "}"
 
 
 # --------------------------------------------------------- COPY text format
@@ -792,14 +830,14 @@ class Store:
         conn.exec_driver_sql(
             _PG_SET_UPSERT,
             {
-                "u": [d.user_id for d in ordered],
-                "c": [d.category_id for d in ordered],
-                "first": [_naive_utc(d.first) for d in ordered],
-                "last": [_naive_utc(d.last) for d in ordered],
-                "scale": [float(d.scale) for d in ordered],
-                "add": [float(d.add) for d in ordered],
-                "cap": [float(d.cap) for d in ordered],
-                "add_raw": [float(d.add_raw) for d in ordered],
+                "u": _pg_text_array(d.user_id for d in ordered),
+                "c": _pg_number_array(int(d.category_id) for d in ordered),
+                "first": _pg_text_array(_naive_utc(d.first).isoformat() for d in ordered),
+                "last": _pg_text_array(_naive_utc(d.last).isoformat() for d in ordered),
+                "scale": _pg_number_array(float(d.scale) for d in ordered),
+                "add": _pg_number_array(float(d.add) for d in ordered),
+                "cap": _pg_number_array(float(d.cap) for d in ordered),
+                "add_raw": _pg_number_array(float(d.add_raw) for d in ordered),
                 "rate": float(rate),
             },
         )
@@ -893,33 +931,38 @@ class Store:
     def add_neighbours(
         self, increments: Mapping[tuple[ItemKey, ItemKey], float], at: datetime
     ) -> None:
-        """Add co-occurrence increments to each (item, neighbour) score, atomically."""
-        n = item_neighbours
-        when = _naive_utc(at)
-        rows = [
-            {
-                "item_type": item[0],
-                "item_id": item[1],
-                "neighbour_type": other[0],
-                "neighbour_id": other[1],
-                "score": float(value),
-                "last_updated": when,
-            }
+        """Add co-occurrence increments to each (item, neighbour) score, atomically.
+
+        Rows go in sorted by key (one lock order for every process). PostgreSQL gets
+        the batch as arrays in one statement; SQLite, in process, runs one prepared
+        upsert per row. Either way each row is one atomic ``score = score + add``.
+        """
+        pairs = [
+            (item[0], item[1], other[0], other[1], float(value))
             for (item, other), value in sorted(increments.items())
             if item != other and math.isfinite(value) and value != 0
         ]
-        if not rows:
+        if not pairs:
             return
-        statement = self._insert(n)
-        statement = statement.on_conflict_do_update(
-            index_elements=["item_type", "item_id", "neighbour_type", "neighbour_id"],
-            set_={
-                "score": n.c.score + statement.excluded.score,
-                "last_updated": statement.excluded.last_updated,
-            },
-        )
+        when = _naive_utc(at)
         with self._begin(write=True) as conn:
-            conn.execute(statement, rows)
+            if self.dialect == "postgresql":
+                types, ids, other_types, other_ids, scores = zip(*pairs, strict=True)
+                conn.exec_driver_sql(
+                    _PG_NEIGHBOURS_UPSERT,
+                    {
+                        "t": _pg_text_array(types),
+                        "i": _pg_number_array(ids),
+                        "nt": _pg_text_array(other_types),
+                        "ni": _pg_number_array(other_ids),
+                        "s": _pg_number_array(scores),
+                        "at": when,
+                    },
+                )
+            else:
+                # the text SQLAlchemy stores a SQLite DateTime as
+                stamp = when.isoformat(sep=" ", timespec="microseconds")
+                conn.exec_driver_sql(_SQLITE_NEIGHBOURS_UPSERT, [(*pair, stamp) for pair in pairs])
 
     def neighbours(
         self, keys: Iterable[ItemKey], *, limit_per_item: int = 20
