@@ -99,24 +99,20 @@ class PurgeResult:
 
 
 # The same arithmetic as the per-row upsert (and AffinityDelta.apply), for a whole
-# batch: the deltas arrive as arrays, the ON CONFLICT branch finds its own by key.
-_PG_SET_UPSERT = """
-WITH d (u, c, first, last, scale, add, cap, add_raw) AS (
-    SELECT * FROM unnest(
-        %(u)s::varchar[], %(c)s::integer[], %(first)s::timestamp[], %(last)s::timestamp[],
-        %(scale)s::float8[], %(add)s::float8[], %(cap)s::float8[], %(add_raw)s::float8[]
-    )
-)
+# batch: the ON CONFLICT branch finds its own delta by key in {deltas}, either the
+# arrays unnested in a CTE or the staging table (whose primary key makes that lookup
+# an index probe instead of a scan of every delta).
+_PG_UPSERT_TEMPLATE = """{prefix}
 INSERT INTO user_category_affinity AS a
     (user_id, category_id, affinity_score, raw_score, last_updated)
-SELECT u, c, LEAST(cap, add), add_raw, last FROM d ORDER BY u, c
+SELECT u, c, LEAST(cap, add), add_raw, last FROM {deltas} ORDER BY u COLLATE "C", c
 ON CONFLICT (user_id, category_id) DO UPDATE SET
     (affinity_score, raw_score, last_updated) = (
         SELECT
             LEAST(d.cap, f.factor * a.affinity_score + d.add),
             f.factor * a.raw_score + d.add_raw,
             GREATEST(d.last, a.last_updated)
-        FROM d
+        FROM {deltas} AS d
         CROSS JOIN LATERAL (
             SELECT d.scale * power(
                 CAST(%(rate)s AS FLOAT),
@@ -128,6 +124,19 @@ ON CONFLICT (user_id, category_id) DO UPDATE SET
         WHERE d.u = EXCLUDED.user_id AND d.c = EXCLUDED.category_id
     )
 """
+_DELTA_STAGING = "penchant_staging_deltas"
+_DELTA_COLUMNS = "u, c, first, last, scale, add, cap, add_raw"
+_PG_SET_UPSERT = _PG_UPSERT_TEMPLATE.format(
+    prefix="""
+WITH deltas (u, c, first, last, scale, add, cap, add_raw) AS (
+    SELECT * FROM unnest(
+        %(u)s::varchar[], %(c)s::integer[], %(first)s::timestamp[], %(last)s::timestamp[],
+        %(scale)s::float8[], %(add)s::float8[], %(cap)s::float8[], %(add_raw)s::float8[]
+    )
+)""",
+    deltas="deltas",
+)
+_PG_STAGED_UPSERT = _PG_UPSERT_TEMPLATE.format(prefix="", deltas=_DELTA_STAGING)
 
 
 # Co-occurrence increments: score = score + increment per (item, neighbour), in key order.
@@ -347,6 +356,32 @@ def _copy_text(rows: Iterable[Mapping[str, Any]]) -> bytes | None:
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate
+        return None
+
+
+def _delta_copy_text(deltas: Iterable[AffinityDelta]) -> bytes | None:
+    """Affinity deltas in COPY's text format, or None when one needs the array path."""
+    lines: list[str] = []
+    for d in deltas:
+        user, category = d.user_id, d.category_id
+        first, last = _naive_utc(d.first), _naive_utc(d.last)
+        if (
+            type(user) is not str
+            or _COPY_SPECIAL.search(user)
+            or "\x00" in user
+            or type(category) is not int
+            or type(first) is not datetime
+            or type(last) is not datetime
+        ):
+            return None
+        # repr() round-trips a float exactly; PostgreSQL reads its inf and nan
+        lines.append(
+            f"{user}\t{category}\t{first.isoformat()}\t{last.isoformat()}\t"
+            f"{float(d.scale)!r}\t{float(d.add)!r}\t{float(d.cap)!r}\t{float(d.add_raw)!r}\n"
+        )
+    try:
+        return "".join(lines).encode("utf-8")
+    except UnicodeEncodeError:
         return None
 
 
@@ -628,7 +663,7 @@ class Store:
     ) -> list[Interaction]:
         rows = [row for _, row in unique]
         data = _copy_text(rows) if self._copy_batches and rows else None
-        with self._begin(write=True, staging=data is not None) as conn:
+        with self._begin(write=True, staging=self._copy_batches) as conn:
             inserted: list[Interaction] = []
             if rows:
                 if data is None:
@@ -642,7 +677,7 @@ class Store:
         return inserted
 
     def _ensure_staging(self, conn: Connection) -> None:
-        """Create this connection's staging table, in a transaction of its own, once."""
+        """Create this connection's staging tables, in a transaction of their own, once."""
         info = conn.connection.info
         if info.get(_STAGING):
             return
@@ -655,7 +690,13 @@ class Store:
             conn.exec_driver_sql(
                 f"CREATE TEMPORARY TABLE {_STAGING} ({columns}) ON COMMIT DELETE ROWS"
             )
-        info[_STAGING] = True  # only once the table is committed
+            conn.exec_driver_sql(
+                f"CREATE TEMPORARY TABLE {_DELTA_STAGING} ("
+                "u VARCHAR(32), c INTEGER, first TIMESTAMP WITHOUT TIME ZONE,"
+                " last TIMESTAMP WITHOUT TIME ZONE, scale FLOAT8, add FLOAT8, cap FLOAT8,"
+                " add_raw FLOAT8, PRIMARY KEY (u, c)) ON COMMIT DELETE ROWS"
+            )
+        info[_STAGING] = True  # only once the tables are committed
 
     def _copy_interactions(self, conn: Connection, data: bytes) -> Sequence[Any]:
         """COPY the rows into the staging table, then insert the new ones; return their keys.
@@ -664,7 +705,16 @@ class Store:
         the sort in :meth:`record`, so every path locks index entries in one order.
         """
         columns = ", ".join(f'"{name}"' for name in _COPY_COLUMNS)
-        copy = f"COPY {_STAGING} ({columns}) FROM STDIN WITH (ENCODING 'UTF8')"
+        self._copy_into(conn, f"{_STAGING} ({columns})", data)
+        return conn.exec_driver_sql(
+            f"INSERT INTO user_interactions ({columns}) SELECT {columns} FROM {_STAGING}"
+            ' ORDER BY user_id COLLATE "C", event_id COLLATE "C"'
+            " ON CONFLICT (user_id, event_id) DO NOTHING RETURNING user_id, event_id"
+        ).all()
+
+    def _copy_into(self, conn: Connection, target: str, data: bytes) -> None:
+        """COPY text-format rows into ``target`` (a staging table and its columns)."""
+        copy = f"COPY {target} FROM STDIN WITH (ENCODING 'UTF8')"
         dialect = self._engine.dialect
         dbapi_conn: Any = conn.connection.dbapi_connection
         try:
@@ -678,11 +728,6 @@ class Store:
             raise sa_exc.DBAPIError.instance(
                 copy, None, exc, dialect.loaded_dbapi.Error, connection_invalidated=gone
             ) from exc
-        return conn.exec_driver_sql(
-            f"INSERT INTO user_interactions ({columns}) SELECT {columns} FROM {_STAGING}"
-            ' ORDER BY user_id COLLATE "C", event_id COLLATE "C"'
-            " ON CONFLICT (user_id, event_id) DO NOTHING RETURNING user_id, event_id"
-        ).all()
 
     def _record_rows(
         self,
@@ -693,7 +738,7 @@ class Store:
     ) -> tuple[list[Interaction], list[tuple[Interaction, str]]]:
         failed = list(failed)
         statement = self._insert_interactions()
-        with self._begin(write=True) as conn:
+        with self._begin(write=True, staging=self._copy_batches) as conn:
             inserted: list[Interaction] = []
             for event_, row in unique:
                 try:
@@ -827,6 +872,12 @@ class Store:
         is now, under its lock); the batch just costs one statement, not one each.
         """
         ordered = sorted(deltas, key=lambda d: (d.user_id, d.category_id))
+        if conn.connection.info.get(_STAGING):
+            data = _delta_copy_text(ordered)
+            if data is not None:
+                self._copy_into(conn, f"{_DELTA_STAGING} ({_DELTA_COLUMNS})", data)
+                conn.exec_driver_sql(_PG_STAGED_UPSERT, {"rate": float(rate)})
+                return
         conn.exec_driver_sql(
             _PG_SET_UPSERT,
             {

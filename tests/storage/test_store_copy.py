@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from penchant.engine.affinity import AffinityDelta
+from penchant.engine.affinity import AffinityDelta, AffinityState
 from penchant.engine.events import Interaction
 from penchant.storage.schema import dead_letter, user_interactions
 from penchant.storage.store import Store, _copy_text, _json_text
@@ -280,3 +280,38 @@ def test_copy_text_leaves_other_values_to_the_insert(t0: datetime) -> None:
         ("session_id", "\ud800"),
     ]:
         assert _copy_text([row, {**row, name: value}]) is None, name
+
+
+def test_affinity_upserts_through_staging_match_python_arithmetic(
+    path_store: Store, ev: Event, deltas: Deltas, rate: float, t0: datetime
+) -> None:
+    """Many visitors and categories per batch, each batch decaying the rows stored before."""
+    kinds = ["view", "click", "search", "form_submit"]
+    targets = [("procedure", 10), ("procedure", 20), ("doctor", 100), ("procedure", 30)]
+    python: dict[tuple[str, int], AffinityState] = {}
+    for day in range(8):
+        batch = [
+            ev(
+                visitor(i % 23),
+                targets[(day + i) % 4][1],
+                target_type=targets[(day + i) % 4][0],
+                at=t0 + timedelta(days=day, minutes=7 * i, microseconds=i),
+                kind=kinds[(day + i) % 4],
+                extra_data={"categories": [2, 3]} if kinds[(day + i) % 4] == "search" else None,
+            )
+            for i in range(60)
+        ]
+        path_store.record(batch, deltas, rate)
+        for delta in deltas(batch):
+            key = (delta.user_id, delta.category_id)
+            python[key] = delta.apply(python.get(key), rate)
+    stored = {
+        (user, category): state
+        for user in {u for u, _ in python}
+        for category, state in path_store.load_profile(user).affinities.items()
+    }
+    assert set(stored) == set(python)
+    for key, state in python.items():
+        assert stored[key].score == pytest.approx(state.score, rel=1e-12), key
+        assert stored[key].raw == pytest.approx(state.raw, rel=1e-12), key
+        assert stored[key].last_updated == state.last_updated, key
