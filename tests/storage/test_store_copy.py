@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from penchant.engine.affinity import AffinityDelta, AffinityState
 from penchant.engine.events import Interaction
 from penchant.storage.schema import dead_letter, user_interactions
-from penchant.storage.store import Store, _copy_text, _json_text
+from penchant.storage.store import Store, StoreUnavailable, _copy_text, _json_text
 
 Event = Callable[..., Interaction]
 Deltas = Callable[[Sequence[Interaction]], list[AffinityDelta]]
@@ -315,3 +315,33 @@ def test_affinity_upserts_through_staging_match_python_arithmetic(
         assert stored[key].score == pytest.approx(state.score, rel=1e-12), key
         assert stored[key].raw == pytest.approx(state.raw, rel=1e-12), key
         assert stored[key].last_updated == state.last_updated, key
+
+
+def test_a_connection_lost_during_copy_is_unavailable_not_bad_data(
+    pg_url: str, ev: Event, deltas: Deltas, rate: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server ends the session just before the COPY: nothing is dead-lettered, all kept."""
+    store = Store(pg_url)
+    store.create_all()
+    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    original = Store._copy_into
+
+    def killed_first(self: Store, conn: sa.Connection, target: str, data: bytes) -> None:
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        with admin.connect() as other:
+            other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        original(self, conn, target, data)
+
+    try:
+        batch = [ev(visitor(i), 10) for i in range(20)]
+        monkeypatch.setattr(Store, "_copy_into", killed_first)
+        with pytest.raises(StoreUnavailable):
+            store.record(batch, deltas, rate)
+        monkeypatch.setattr(Store, "_copy_into", original)
+        assert store.count_interactions() == 0
+        assert store.dead_letter_count() == 0
+        result = store.record(batch, deltas, rate)  # the caller's retry
+        assert (result.stored, result.dead_lettered) == (20, 0)
+    finally:
+        store.dispose()
+        admin.dispose()
