@@ -39,13 +39,14 @@ from penchant.engine.ranking import (
     VisitorProfile,
 )
 from penchant.engine.report import Report, build_report, funnel_paths
-from penchant.storage import changes
+from penchant.storage import changes, popular
 from penchant.storage.reporting import (
     Exposure,
     funnel_sessions,
     record_exposures,
     session_counts,
 )
+from penchant.storage.store import describe_error
 
 if TYPE_CHECKING:
     from penchant.middleware.types import ASGIApp, WSGIApp
@@ -65,6 +66,18 @@ NeighbourMap = Mapping[tuple[str, int], Sequence[tuple[tuple[str, int], float]]]
 def utcnow() -> datetime:
     """Naive UTC, as stored in the original tables."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+#: A popular-content refresh quicker than this (seconds) is waited for.
+POPULAR_QUICK = 0.05
+
+
+class _Job(threading.Event):
+    """A background job: set when it is over."""
+
+    def __init__(self, started: float) -> None:
+        super().__init__()
+        self.started = started
 
 
 #: How often a process reads the change feed (other processes' writes).
@@ -194,10 +207,10 @@ class _ReadGuard:
         try:
             result = future.result(timeout=self._timeout)
         except FuturesTimeout:
-            self._trip(what, f"no answer within {self._timeout:g} s")
+            self.trip(what, f"no answer within {self._timeout:g} s")
             raise ReadUnavailable(what) from None
         except Exception as exc:
-            self._trip(what, f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}")
+            self.trip(what, f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}")
             raise ReadUnavailable(what) from exc
         if self._failures:
             with self._lock:
@@ -205,7 +218,8 @@ class _ReadGuard:
             logger.warning("database reads answer again")
         return result
 
-    def _trip(self, what: str, why: str) -> None:
+    def trip(self, what: str, why: str) -> None:
+        """Count a failure: reads pause for a growing while; the first is logged."""
         with self._lock:
             self._failures += 1
             pause = min(30.0, 0.5 * 2 ** (self._failures - 1))
@@ -259,6 +273,8 @@ class Penchant:
         self._reads = _ReadGuard(settings.read_timeout, self._monotonic)
         # Read path caches.
         self._popular: tuple[float, Popularity] | None = None
+        self._popular_job: _Job | None = None
+        self._popular_cost = 0.0  # seconds the last refresh took
         self._profiles = _TTLCache(
             settings.affinity_cache_size, settings.affinity_cache_ttl, self._monotonic
         )
@@ -296,6 +312,7 @@ class Penchant:
             self._profiles.clear()
             self._ranked.clear()
             self._feed = _Feed()
+            self._popular_job = None
             self._pid = pid
 
     @property
@@ -662,21 +679,71 @@ class Penchant:
             logger.warning("change feed not written: %s", exc)
 
     def popularity(self) -> Popularity:
-        """Distinct visitors per target over the popular window, cached for ``popular_ttl``."""
-        now = self._monotonic()
-        cached = self._popular
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        try:
-            since = self.clock() - timedelta(days=self.settings.popular_window_days)
-            value = self._reads.call("reading popular content", self._load_popularity, since)
-        except ReadUnavailable:
-            value = cached[1] if cached else Popularity()
-        self._popular = (now + self.settings.popular_ttl, value)
-        return value
+        """Distinct visitors per item and day over the popular window, cached for
+        ``popular_ttl``.
 
-    def _load_popularity(self, since: datetime) -> Popularity:
-        return self.store.popularity(since)
+        Refreshed on a thread of its own (:mod:`penchant.storage.popular`). A
+        request waits for a refresh only when nothing is cached yet, or when the
+        last refresh was quick (under :data:`POPULAR_QUICK` s, a small site);
+        otherwise it gets the previous lists while the refresh runs. Never waits
+        longer than ``read_timeout``, nor while database reads are failing.
+        """
+        cached = self._popular
+        if cached is not None and cached[0] > self._monotonic():
+            return cached[1]
+        if self._reads.open:  # the database is failing: do not add to its load
+            return cached[1] if cached is not None else Popularity()
+        job = self._refresh_popularity()
+        if cached is None or self._popular_cost < POPULAR_QUICK:
+            job.wait(max(0.0, self.settings.read_timeout - (self._monotonic() - job.started)))
+        cached = self._popular
+        return cached[1] if cached is not None else Popularity()
+
+    def refresh_popularity(self, timeout: float = 30.0) -> bool:
+        """Recompute popular content now, from everything written so far; wait for it.
+
+        For operators and tests; requests never need it. False if it did not
+        finish within ``timeout``.
+        """
+        deadline = self._monotonic() + timeout
+        running = self._popular_job
+        if running is not None and not running.wait(timeout):
+            return False
+        job = self._refresh_popularity()  # a new job: the one before may predate a write
+        return job.wait(max(0.0, deadline - self._monotonic()))
+
+    def _refresh_popularity(self) -> _Job:
+        """The refresh in progress, or a new one."""
+        with self._lock:
+            job = self._popular_job
+            if job is None or job.is_set():
+                job = self._popular_job = _Job(self._monotonic())
+                threading.Thread(
+                    target=self._run_popularity, args=(job,), name="penchant-popular", daemon=True
+                ).start()
+        return job
+
+    def _run_popularity(self, job: _Job) -> None:
+        ttl = self.settings.popular_ttl
+        try:
+            store = self.store
+            now = self.clock()
+            popular.refresh(store, now, self.settings.popular_window_days)
+            since = now - timedelta(days=self.settings.popular_window_days)
+            value = popular.read_popularity(store, since)
+            self._popular_cost = self._monotonic() - job.started
+            self._popular = (self._monotonic() + ttl, value)
+        except Exception as exc:
+            # a failure (not slowness) counts like a failed read: one log line per outage
+            self._reads.trip("refreshing popular content", describe_error(exc))
+            cached = self._popular
+            # keep what we had; try again in a while, not on every request
+            self._popular = (
+                self._monotonic() + min(ttl, 5.0),
+                cached[1] if cached is not None else Popularity(),
+            )
+        finally:
+            job.set()
 
     def _neighbours_or_none(self, keys: Sequence[tuple[str, int]]) -> NeighbourMap:
         if not keys:

@@ -11,6 +11,8 @@ types and indexes. Additions, each for one stated need:
   the generated secret, rows that could not be stored, item-to-item co-occurrence.
 - ``penchant_exposures``: which recommendations a page view showed, by variant (A/B);
   one row per page view (and writer batch), ``lists`` counting its lists.
+- ``penchant_popular_days``: distinct visitors per item per day, no visitor
+  ids: popular content sums a window of days instead of scanning interactions.
 - ``penchant_changes``: which visitor buckets (a 16-bit hash of the visitor id,
   never the id) had their profile changed, so every process can drop stale
   cached profiles; rows live about an hour.
@@ -24,6 +26,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
+    Date,
     DateTime,
     Float,
     Index,
@@ -42,6 +45,7 @@ __all__ = [
     "item_neighbours",
     "meta",
     "metadata",
+    "popular_days",
     "user_category_affinity",
     "user_interactions",
 ]
@@ -142,4 +146,14 @@ changes = Table(
     Column("changed_at", DateTime, nullable=False),
     Index("idx_changes_changed_at", "changed_at"),
     sqlite_autoincrement=True,
+)
+
+popular_days = Table(
+    "penchant_popular_days",
+    metadata,
+    Column("day", Date, nullable=False),
+    Column("target_type", String(50), nullable=False),
+    Column("target_id", Integer, nullable=False),
+    Column("visitors", Integer, nullable=False),
+    UniqueConstraint("day", "target_type", "target_id", name="uq_popular_days"),
 )

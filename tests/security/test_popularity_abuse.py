@@ -35,6 +35,7 @@ def test_a_spamming_visitor_and_crawlers_do_not_make_an_item_popular(
     )
     assert reply.status == 202
     assert penchant.flush(10)
+    assert penchant.refresh_popularity()
 
     rows = all_rows(url, "user_interactions")
     assert not [r for r in rows if r["target_id"] == 5]
