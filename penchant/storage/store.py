@@ -313,12 +313,12 @@ _COPY_COLUMNS = (
     "target_id",
     "timestamp",
 )
-_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
+_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")  # what COPY's text format escapes
 _COPY_NULL = "\\N"
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _copy_text(rows: Iterable[Mapping[str, Any]]) -> bytes | None:
+def _copy_text(rows: Sequence[Mapping[str, Any]]) -> bytes | None:
     """The rows in COPY's text format (UTF-8), or None when one needs the INSERT path.
 
     Only plain values take this path: ``str`` text, ``int`` or no target id, a
@@ -327,6 +327,8 @@ def _copy_text(rows: Iterable[Mapping[str, Any]]) -> bytes | None:
     parameterized INSERT, which stores or rejects it exactly as before.
     """
     lines: list[str] = []
+    escaped: list[str] = []  # built only when a value holds a tab, newline or backslash
+    nulls = 0
     for row in rows:
         user, session, kind = row["user_id"], row["session_id"], row["interaction_type"]
         target_type, event_id, extra = row["target_type"], row["event_id"], row["extra_data"]
@@ -342,15 +344,32 @@ def _copy_text(rows: Iterable[Mapping[str, Any]]) -> bytes | None:
             or type(moment) is not datetime
         ):
             return None
-        texts: tuple[str, ...] = (user, session, kind, target_type, event_id, extra or "")
-        if _COPY_SPECIAL.search("".join(texts)):  # rare: escape each value
-            texts = tuple(text.translate(_COPY_ESCAPES) for text in texts)
-        line = "\t".join(texts[:5])
+        nulls += (extra is None) + (target is None)
         lines.append(
-            f"{line}\t{_COPY_NULL if extra is None else texts[5]}"
+            f"{user}\t{session}\t{kind}\t{target_type}\t{event_id}"
+            f"\t{_COPY_NULL if extra is None else extra}"
             f"\t{_COPY_NULL if target is None else target}\t{moment.isoformat()}\n"
         )
     text = "".join(lines)
+    rows_count = len(lines)
+    if (
+        text.count("\t") != 7 * rows_count
+        or text.count("\n") != rows_count
+        or text.count("\\") != nulls  # only the NULL markers' backslashes
+        or "\r" in text
+    ):
+        # rare: some value needs escaping; escape every text value of every row
+        for row in rows:
+            extra, target = row["extra_data"], row["target_id"]
+            values = [
+                row[name].translate(_COPY_ESCAPES)
+                for name in ("user_id", "session_id", "interaction_type", "target_type", "event_id")
+            ]
+            values.append(_COPY_NULL if extra is None else extra.translate(_COPY_ESCAPES))
+            values.append(_COPY_NULL if target is None else str(target))
+            values.append(row["timestamp"].isoformat())
+            escaped.append("\t".join(values) + "\n")
+        text = "".join(escaped)
     if "\x00" in text:
         return None
     try:

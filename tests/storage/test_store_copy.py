@@ -108,7 +108,7 @@ def test_awkward_values_are_stored_exactly(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     batch = awkward_batch(ev, t0)
-    assert _copy_text(path_store._row(e) for e in batch) is not None  # COPY can carry them
+    assert _copy_text([path_store._row(e) for e in batch]) is not None  # COPY can carry them
     with caplog.at_level(logging.WARNING, logger="personalization"):
         result = path_store.record(batch, deltas, rate)
     assert "row by row" not in caplog.text  # the batch went in whole, not by the fallback
@@ -345,3 +345,22 @@ def test_a_connection_lost_during_copy_is_unavailable_not_bad_data(
     finally:
         store.dispose()
         admin.dispose()
+
+
+@pytest.mark.parametrize("text", ["a\tb", "a\nb", "a\rb", "a\\b", "\\N", "\\", "\r\n"])
+def test_one_special_character_alone_in_a_batch_is_stored_exactly(
+    path_store: Store,
+    ev: Event,
+    deltas: Deltas,
+    rate: float,
+    text: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each character COPY escapes, as the only one in an otherwise plain batch."""
+    batch = [ev(visitor(i), 10) for i in range(5)]
+    batch.append(ev(visitor(9), None, target_type="page", session_id=text))
+    with caplog.at_level(logging.WARNING, logger="personalization"):
+        result = path_store.record(batch, deltas, rate)
+    assert "row by row" not in caplog.text  # stored by the batch path, not the fallback
+    assert (result.stored, result.dead_lettered) == (6, 0)
+    assert stored_rows(path_store) == {(e.user_id, e.event_id): expected_row(e) for e in batch}
