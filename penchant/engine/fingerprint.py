@@ -5,8 +5,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+from collections.abc import Callable
 from datetime import datetime
-from functools import lru_cache
+from functools import lru_cache, partial
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from functools import _lru_cache_wrapper
 
 __all__ = [
     "FingerprintCache",
@@ -59,11 +64,11 @@ class FingerprintCache:
     """Fingerprints of recently seen ``(User-Agent, IP, Accept-Language)``, bounded.
 
     Identifying a returning visitor then costs a lookup instead of an HMAC. Held
-    in memory only, per process, like the request itself. An entry is keyed on
-    the inputs and the key it was made with, so a fingerprint made with a secret
-    is never returned for another one; a new key also empties the cache.
-    ``truncate`` drops the IP's host part (:func:`truncate_ip`) before hashing;
-    ``legacy`` makes the unkeyed MD5 of :func:`legacy_fingerprint` (key ignored).
+    in memory only, per process, like the request itself. The cache serves one
+    key at a time: asking for another key empties it, so no fingerprint made with
+    an old secret is ever returned (or kept). ``truncate`` drops the IP's host
+    part (:func:`truncate_ip`) before hashing; ``legacy`` makes the unkeyed MD5 of
+    :func:`legacy_fingerprint` (the key is then ignored).
     """
 
     def __init__(self, maxsize: int, *, truncate: bool = False, legacy: bool = False) -> None:
@@ -73,24 +78,28 @@ class FingerprintCache:
         self._truncate = truncate
         self._legacy = legacy
         self._key: bytes | None = None
-        self._lookup = lru_cache(maxsize=maxsize)(self._compute)
+        self._lookup: _lru_cache_wrapper[str] | None = None
 
-    def _compute(self, user_agent: str, ip: str, accept_language: str, key: bytes) -> str:
+    def _compute(self, user_agent: str, ip: str, accept_language: str, *, key: bytes) -> str:
         if self._truncate:
             ip = truncate_ip(ip)
         if self._legacy:
             return legacy_fingerprint(user_agent, ip, accept_language)
         return fingerprint(user_agent, ip, accept_language, key=key)
 
+    def for_key(self, key: bytes) -> Callable[[str, str, str], str]:
+        """``(user_agent, ip, accept_language) -> fingerprint`` with ``key``, cached."""
+        lookup = self._lookup
+        if lookup is None or key != self._key:
+            lookup = lru_cache(maxsize=self.maxsize)(partial(self._compute, key=key))
+            self._lookup, self._key = lookup, key
+        return lookup
+
     def __call__(self, user_agent: str, ip: str, accept_language: str, key: bytes) -> str:
-        if key is not self._key:
-            if self._key is not None and key != self._key:
-                self.clear()
-            self._key = key
-        return self._lookup(user_agent, ip, accept_language, key)
+        return self.for_key(key)(user_agent, ip, accept_language)
 
     def clear(self) -> None:
-        self._lookup.cache_clear()
+        self._lookup = None
 
     def __len__(self) -> int:
-        return self._lookup.cache_info().currsize
+        return 0 if self._lookup is None else self._lookup.cache_info().currsize

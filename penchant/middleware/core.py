@@ -185,8 +185,9 @@ class Core:
         self.fingerprints = FingerprintCache(
             FINGERPRINT_CACHE, truncate=s.truncate_ip, legacy=legacy
         )
-        self._fingerprint_key: bytes | None = b"" if legacy else None
-        # The decision of every request without cookies, Sec-GPC or DNT: made once here.
+        self._legacy = legacy
+        self._fingerprint_of: Callable[[str, str, str], str] | None = None
+        # The decision of every request without penchant's cookies, Sec-GPC or DNT: made once.
         self._plain_decision = decide(
             mode=s.consent,
             enabled=s.enabled,
@@ -251,11 +252,12 @@ class Core:
     def _fingerprint(self, facts: RequestFacts) -> str:
         forwarded = facts.forwarded_for
         ip = self.client_address(facts.peer, forwarded) if forwarded else facts.peer
-        key = self._fingerprint_key
-        if key is None:
-            # Read once: a service's secret does not change after it is first read.
-            key = self._fingerprint_key = self.secret()
-        return self.fingerprints(facts.user_agent, ip, facts.accept_language, key)
+        lookup = self._fingerprint_of
+        if lookup is None:
+            # Bound once: a service's secret does not change after it is first read.
+            key = b"" if self._legacy else self.secret()
+            lookup = self._fingerprint_of = self.fingerprints.for_key(key)
+        return lookup(facts.user_agent, ip, facts.accept_language)
 
     def _compute_fingerprint(self, user_agent: str, ip: str, accept_language: str) -> str:
         """The fingerprint of these inputs, uncached (``ip`` as stored: truncated or not)."""
@@ -278,12 +280,19 @@ class Core:
         """The visitor of a request: identity, tracking decision, variant (lazy)."""
         s = self.settings
         try:
-            if not facts.cookie and facts.sec_gpc is None and facts.dnt is None:
+            cookie = facts.cookie
+            if (
+                facts.sec_gpc is None
+                and facts.dnt is None
+                and OPT_OUT_COOKIE not in cookie
+                and CONSENT_COOKIE not in cookie
+            ):
+                # None of penchant's cookies (the host's own do not count) and no signal.
                 decision = self._plain_decision
                 if not decision.allowed:
                     return Visitor(self, decision)
                 return Visitor(self, decision, self._fingerprint(facts), "fingerprint")
-            cookies = parse_cookies(facts.cookie, _COOKIE_NAMES)
+            cookies = parse_cookies(cookie, _COOKIE_NAMES)
             opted_out = _opt_out_flag(cookies)
             consent: ConsentState = "absent"
             consent_id: str | None = None

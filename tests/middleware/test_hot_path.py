@@ -92,6 +92,28 @@ def test_a_rotated_secret_makes_new_fingerprints(
     ]
 
 
+# ----------------------------------------------------------------- cookies
+@pytest.mark.parametrize(
+    ("cookie", "tracked"),
+    [
+        ("sessionid=abc; _ga=GA1.2.3", True),
+        ("sessionid=abc; penchant_optout=1; _ga=GA1.2.3", False),
+        ("__Host-penchant_optout=1", False),
+        ("sessionid=abc; penchant_optout=maybe", False),
+        ("penchant_optout=0; theme=dark", True),
+    ],
+)
+def test_the_host_sites_own_cookies_change_nothing(
+    site: Client, sqlite_url: str, cookie: str, tracked: bool
+) -> None:
+    assert site.get("/plain", headers={"Cookie": cookie}).status == 200
+    assert site.get("/plain").status == 200
+    ids = _view_user_ids(site, sqlite_url)
+    # The request without cookies is always recorded; the one with them when allowed.
+    assert len(ids) == (2 if tracked else 1)
+    assert len(set(ids)) == 1
+
+
 # ------------------------------------------------------------- one clock
 def test_a_page_view_reads_the_clock_once(site: Client, sqlite_url: str) -> None:
     """The session starts at the very reading the view is stamped with."""
