@@ -284,8 +284,7 @@ def _chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 
 def _pg_number_array(values: Iterable[int | float]) -> str:
-    """An array literal of ints or floats (``repr`` round-trips a float; PostgreSQL reads
-    ``inf`` and ``nan`` too).
+    """An array literal of ints or floats (``repr`` round-trips a float, inf and nan too).
 
     One literal parsed by the array's input function: an ARRAY[...] of thousands
     of parameters would cost the server more to plan than to run.
@@ -554,7 +553,7 @@ class Store:
     def _begin(self, *, write: bool = False, staging: bool = False) -> Iterator[Connection]:
         """One transaction; unreachable-database errors become :class:`StoreUnavailable`.
 
-        ``staging``: the connection has the COPY staging table (created once per connection).
+        ``staging``: the connection has the COPY staging tables (created once per connection).
         """
         guard: AbstractContextManager[Any] = self._memory_lock or nullcontext()
         try:
