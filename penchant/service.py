@@ -68,6 +68,8 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+#: Ranked lists kept per process (about 1 KB each; three per page of a visitor).
+RANKED_CACHE = 4096
 #: A popular-content refresh quicker than this (seconds) is waited for.
 POPULAR_QUICK = 0.05
 
@@ -282,7 +284,7 @@ class Penchant:
         # A visitor's ranked lists, reused while their profile, popular content and
         # the catalog are the same objects (or equal) and co-viewed items are cached.
         self._ranked = _TTLCache(
-            settings.affinity_cache_size, settings.popular_ttl, self._monotonic
+            min(settings.affinity_cache_size, RANKED_CACHE), settings.popular_ttl, self._monotonic
         )
         # Read-your-writes: events submitted and not yet written, per visitor.
         self._pending: dict[str, list[Interaction]] = {}
