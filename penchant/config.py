@@ -100,7 +100,8 @@ class Settings:
     dashboard_password: str | None = None
 
     # Writer and caches.
-    flush_interval: float = 0.75  # + the change feed poll (0.25 s): other workers see events within 1 s
+    # with the change feed's 0.25 s poll, other workers see events within 1 s
+    flush_interval: float = 0.75
     batch_size: int = 500
     queue_size: int = 10_000
     affinity_cache_size: int = 10_000
