@@ -7,7 +7,9 @@ from 200,000 distinct visitors (more than every cache holds, so the caches
 must evict), each view recorded through the bounded queue by the background
 writer into a fresh SQLite file (or ``--database-url``). Every 50th view also
 renders a visitor's recommendations, so the profile cache and read path take
-part. RSS is read from ``/proc/self/status`` after 10k requests and at the end
+part. With ``--postgres`` the database is a fresh one on the PostgreSQL server:
+SQLite reads through a memory map, so on SQLite the pages of the growing
+database file count as resident. RSS is read from ``/proc/self/status`` after 10k requests and at the end
 (``--quick``: 200k requests); the goal is growth under 20 MB. Besides the total
 (VmRSS), the anonymous part (RssAnon: the heap, where caches and queues live)
 is shown apart from mapped files (RssFile: SQLite reads through a memory map,
@@ -26,7 +28,7 @@ import tempfile
 import time
 from typing import Any
 
-from bench._common import machine, synthetic_catalog
+from bench._common import fresh_pg_database, machine, synthetic_catalog
 
 __all__ = ["main"]
 
@@ -151,11 +153,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="200k requests (under a minute)")
     parser.add_argument("--json", action="store_true", help="last line: one JSON object")
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="a fresh database on PENCHANT_BENCH_PG (RSS without SQLite's memory-mapped file)",
+    )
     args = parser.parse_args(argv)
     total = 200_000 if args.quick else 1_000_000
     with tempfile.TemporaryDirectory(prefix="penchant-memory-") as tmp:
-        url = args.database_url or f"sqlite:///{tmp}/memory.db"
-        summary = run(url, total)
+        if args.postgres:
+            with fresh_pg_database("penchant_bench_memory") as url:
+                summary = run(url, total)
+        else:
+            url = args.database_url or f"sqlite:///{tmp}/memory.db"
+            summary = run(url, total)
     summary["database"] = url.split(":", 1)[0]
     summary.update(machine(postgres=False))
     if args.json:
