@@ -9,8 +9,9 @@ writer into a fresh SQLite file (or ``--database-url``). Every 50th view also
 renders a visitor's recommendations, so the profile cache and read path take
 part. With ``--postgres`` the database is a fresh one on the PostgreSQL server:
 SQLite reads through a memory map, so on SQLite the pages of the growing
-database file count as resident. RSS is read from ``/proc/self/status`` after 10k requests and at the end
-(``--quick``: 200k requests); the goal is growth under 20 MB. Besides the total
+database file count as resident. RSS is read from ``/proc/self/status`` after
+10k requests and at the end (``--quick``: 200k requests); the goal is growth
+under 20 MB. Besides the total
 (VmRSS), the anonymous part (RssAnon: the heap, where caches and queues live)
 is shown apart from mapped files (RssFile: SQLite reads through a memory map,
 so its pages of the growing database file count as resident too). With ``--json``
