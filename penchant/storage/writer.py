@@ -150,7 +150,8 @@ class Writer:
     def _reset(self) -> None:
         """Fresh state for this process (also in a forked child: the parent owns its queue)."""
         self._pid = os.getpid()
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)  # the lock is taken bare on the hot path
         self._queue: deque[tuple[int, Interaction]] = deque()
         self._batch: list[tuple[int, Interaction]] = []
         self._abandoned: tuple[list[tuple[int, Interaction]], str] | None = None
@@ -179,7 +180,7 @@ class Writer:
         """Queue one event; never blocks, never raises. False: dropped (and counted)."""
         try:
             self._check_process()
-            with self._cond:
+            with self._lock:
                 self._accepted += 1
                 if self._closing:
                     self._dropped["shutdown"] += 1
