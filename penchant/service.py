@@ -807,6 +807,12 @@ class Penchant:
                     ranking.popular(content_type, catalog, popularity, limit=limit)
                 )
             profile = self.profile(user_id) if user_id is not None else None
+            now = self.clock()
+            memo_key = (user_id, content_type, limit, context) if profile is not None else None
+            if memo_key is not None:
+                memo = self._ranked.get(memo_key)
+                if memo is not None and memo.valid_for(profile, popularity, catalog, now):
+                    return list(memo.result)
             keys: list[tuple[str, int]] = []
             if profile is not None:
                 keys = list(
@@ -818,12 +824,6 @@ class Penchant:
                 )[: ranking.HISTORY_DEPTH]
             if context is not None:
                 keys.append(context)
-            now = self.clock()
-            memo_key = (user_id, content_type, limit, context) if profile is not None else None
-            if memo_key is not None:
-                memo = self._ranked.get(memo_key)
-                if memo is not None and memo.valid_for(profile, popularity, catalog, now):
-                    return list(memo.result)
             s = self.settings
             result = ranking.recommend(
                 content_type,
