@@ -85,6 +85,8 @@ class _Job(threading.Event):
 
 #: How often a process reads the change feed (other processes' writes).
 CHANGE_POLL_INTERVAL = 0.25
+#: Ids of its own feed rows a process remembers between two polls.
+OWN_CHANGES_KEPT = 10_000
 #: How often a writing process deletes old rows of the change feed.
 CHANGE_TRIM_INTERVAL = 300.0
 
@@ -100,6 +102,14 @@ class _Feed:
         self.next_trim = 0.0
         self.epoch = 0  # bumped whenever a poll drops cached profiles
         self.own: set[int] = set()  # ids this process wrote: its own caches are current
+
+    def remember_own(self, ids: Sequence[int]) -> None:
+        """Note ids this process wrote, so its own polls skip them (bounded)."""
+        if self.last is None:
+            return  # not reading the feed yet: the first poll starts after these
+        if len(self.own) + len(ids) > OWN_CHANGES_KEPT:
+            self.own.clear()  # a process that stopped reading: its polls drop a bit more
+        self.own.update(ids)
 
     def forget_own_before(self, last: int) -> None:
         if self.own:
@@ -674,7 +684,7 @@ class Penchant:
             store = self.store
             now = self.clock()
             ids = changes.note_changes(store, user_ids, now)
-            self._feed.own.update(ids)
+            self._feed.remember_own(ids)
             mono = self._monotonic()
             if mono >= self._feed.next_trim:
                 self._feed.next_trim = mono + CHANGE_TRIM_INTERVAL

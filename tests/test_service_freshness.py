@@ -128,3 +128,20 @@ def test_page_views_without_a_target_keep_the_visitors_cached_profile(
     penchant.recommend("procedures", visitor, limit=2)
     assert loads == [visitor, visitor]
     penchant.close()
+
+
+def test_a_process_that_writes_but_never_reads_keeps_no_growing_set(database_url: str) -> None:
+    from penchant.service import OWN_CHANGES_KEPT
+
+    penchant = Penchant(database_url=database_url, secret_key="k", catalog=CATALOG, holdout=0.0)
+    penchant.init_db()
+    for n in range(20):
+        assert penchant.track("click", "procedure", 1, user_id=f"{n:032x}")
+    assert penchant.flush(timeout=10)
+    assert penchant._feed.own == set()  # not reading the feed: nothing to remember
+    penchant.profile("a" * 32)  # now it reads the feed
+    penchant._feed.remember_own(list(range(1, OWN_CHANGES_KEPT + 5)))
+    assert len(penchant._feed.own) <= OWN_CHANGES_KEPT + 5
+    penchant._feed.remember_own([OWN_CHANGES_KEPT + 10])
+    assert len(penchant._feed.own) <= OWN_CHANGES_KEPT
+    penchant.close()
