@@ -65,9 +65,9 @@ def test_nothing_to_add_touches_nothing(store: Store, t0: datetime) -> None:
     assert store.neighbours([a])[a] == []
 
 
+@pytest.mark.postgresql_only
 def test_array_literals_round_trip_exactly(store: Store) -> None:
-    if store.dialect != "postgresql":
-        pytest.skip("PostgreSQL array literals")
+    assert store.dialect == "postgresql"
     texts = ['a\\b"c', "procedure", "", " spaced ", "NULL", "{x,y}", "ünï 😀", "it's"]
     floats = [math.inf, -math.inf, 1e-09, 0.1, 1e16, 5e-324, 1.7976931348623157e308, -0.0, 2 / 3]
     ints = [1, -5, 2**31 - 1]
