@@ -644,6 +644,7 @@ class Penchant:
         At most once per :data:`CHANGE_POLL_INTERVAL` per process, by whichever
         request finds it due (one indexed query); the others do not wait for it.
         """
+        self._ensure_process()  # a forked child starts a feed (and lock) of its own
         feed = self._feed
         now = self._monotonic()
         if now < feed.next_poll or not feed.lock.acquire(blocking=False):
@@ -728,6 +729,7 @@ class Penchant:
 
     def _refresh_popularity(self) -> _Job:
         """The refresh in progress, or a new one."""
+        self._ensure_process()  # a job of the parent's has no thread in a forked child
         with self._lock:
             job = self._popular_job
             if job is None or job.is_set():

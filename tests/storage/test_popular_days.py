@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from datetime import datetime, timedelta
 from typing import Any
@@ -131,4 +132,24 @@ def test_a_slow_refresh_is_not_waited_for_and_never_opens_the_read_breaker(
     release.set()
     penchant._popular_job.wait(10)  # type: ignore[union-attr]
     assert penchant.popularity().of("procedure", 3) == 1
+    penchant.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_worker_refreshes_on_its_own(tmp_path: Any) -> None:
+    """A refresh running in the parent at fork time has no thread in the child."""
+    from penchant.service import _Job
+
+    penchant = _penchant(f"sqlite:///{tmp_path / 'fork.db'}", popular_ttl=60.0)
+    assert penchant.track("click", "procedure", 5, user_id="a" * 32)
+    assert penchant.flush(timeout=10)
+    penchant.store  # noqa: B018 - this process's store and pid, as a worker has them
+    penchant._popular_job = _Job(0.0)  # in progress, never to finish here
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code
+        ok = penchant.popularity().of("procedure", 5) == 1
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    penchant._popular_job.set()
     penchant.close()
