@@ -548,10 +548,7 @@ class Penchant:
         """
         if not recommendations or not self.settings.enabled:
             return
-        items = tuple(
-            (r.item.target_type, r.item.id, position)
-            for position, r in enumerate(recommendations, start=1)
-        )
+        items = tuple(r.item.id for r in recommendations)
         self._exposures.append(
             Exposure(user_id, session_id, page_view_id, variant, content_type, items, self.clock())
         )

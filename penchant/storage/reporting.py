@@ -28,7 +28,7 @@ class Exposure:
     page_view_id: str
     variant: str
     content_type: str
-    items: tuple[tuple[str, int, int], ...]  # (target_type, target_id, position)
+    items: tuple[int, ...]  # the ids shown, in order; their type is the list's
     timestamp: datetime
 
 
@@ -48,7 +48,7 @@ def record_exposures(store: Store, batch: Sequence[Exposure]) -> int:
     rows = []
     for shown in merged.values():
         first = shown[0]
-        items = [[e.content_type, *item] for e in shown for item in e.items]
+        items = {e.content_type: e.items for e in shown}
         rows.append(
             (
                 first.user_id,

@@ -127,7 +127,7 @@ exposures = Table(
     # the lists one page view showed, as one row: "categories,doctors,procedures"
     Column("content_type", String(64), nullable=False),
     Column("lists", Integer, nullable=False, server_default="1"),
-    # JSON: [[content_type, target_type, target_id, position], ...]
+    # JSON: {content_type: [id, ...]}, each list in the order shown
     Column("items", Text, nullable=False),
     Column("timestamp", DateTime, nullable=False),
     Index("uq_exposures_page_list", "user_id", "page_view_id", "content_type", unique=True),

@@ -1127,6 +1127,19 @@ class Store:
                 .where(uca.c.user_id == user_id)
                 .order_by(uca.c.category_id)
             ).all()
+            ex = exposures
+            shown = conn.execute(
+                sa.select(
+                    ex.c.page_view_id,
+                    ex.c.session_id,
+                    ex.c.variant,
+                    ex.c.content_type,
+                    ex.c["items"],
+                    ex.c.timestamp,
+                )
+                .where(ex.c.user_id == user_id)
+                .order_by(ex.c.timestamp, ex.c.id)
+            ).all()
         return {
             "user_id": user_id,
             "interactions": [
@@ -1149,6 +1162,18 @@ class Store:
                     "last_updated": _iso(row.last_updated),
                 }
                 for row in affinities
+            ],
+            # the recommendations each page view showed (for the A/B comparison)
+            "exposures": [
+                {
+                    "page_view_id": row.page_view_id,
+                    "session_id": row.session_id,
+                    "variant": row.variant,
+                    "lists": row.content_type.split(","),
+                    "items": _load_json(row.items),
+                    "timestamp": _iso(row.timestamp),
+                }
+                for row in shown
             ],
         }
 

@@ -61,8 +61,8 @@ def test_one_exposure_per_list_and_page_view(site: tuple[Penchant, str]) -> None
     [row] = shown
     assert row.variant == variant and row.content_type == "procedures"
     assert row.lists == 1
-    assert [item[0] for item in json.loads(row.items)] == ["procedures"] * 3
-    assert [position for *_, position in json.loads(row.items)] == [1, 2, 3]
+    shown_ids = json.loads(row.items)["procedures"]
+    assert len(shown_ids) == 3 and set(shown_ids) <= {i.id for i in CATALOG.items("procedure")}
     # the exposure names the page view that showed it
     assert row.page_view_id in {v.event_id for v in views}
     assert len(views) == 2

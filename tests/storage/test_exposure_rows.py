@@ -16,8 +16,7 @@ USER = "a" * 32
 
 
 def _exposure(page_view: str, content_type: str, ids: tuple[int, ...]) -> Exposure:
-    items = tuple(("procedure", i, n) for n, i in enumerate(ids, start=1))
-    return Exposure(USER, "s1", page_view, "personalized", content_type, items, NOW)
+    return Exposure(USER, "s1", page_view, "personalized", content_type, ids, NOW)
 
 
 def test_a_page_views_lists_make_one_row_and_count_each_list(database_url: str) -> None:
@@ -57,12 +56,19 @@ def test_a_page_views_lists_make_one_row_and_count_each_list(database_url: str) 
     }
     first = by_view[("pv1", "categories,procedures")]
     assert first.lists == 2 and first.timestamp == NOW
-    assert json.loads(first.items) == [
-        ["procedures", "procedure", 3, 1],
-        ["procedures", "procedure", 1, 2],
-        ["categories", "procedure", 2, 1],
-    ]
+    # each list's ids in the order shown (position = index + 1)
+    assert json.loads(first.items) == {"procedures": [3, 1], "categories": [2]}
     # the report counts lists, not rows
     [counts] = session_counts(store, NOW - timedelta(days=1))
     assert counts.exposures == 4
+    # the visitor's export carries what they were shown; another visitor's export does not
+    exported = store.export(USER)["exposures"]
+    assert isinstance(exported, list) and len(exported) == 3
+    assert {(e["page_view_id"], tuple(e["lists"])) for e in exported} == {
+        ("pv1", ("categories", "procedures")),
+        ("pv2", ("doctors",)),
+        ("pv1", ("packages",)),
+    }
+    assert {"procedures": [3, 1], "categories": [2]} in [e["items"] for e in exported]
+    assert store.export("b" * 32)["exposures"] == []
     store.dispose()
