@@ -331,7 +331,9 @@ def insert_path(database_url: str, *, n: int, rounds: int) -> dict[str, Any]:
     store = Store(database_url)
     store.create_all()
     engine = sa.create_engine(database_url)
-    batch_size = 500
+    from penchant.config import Settings
+
+    batch_size = Settings().batch_size  # the writer's batches
     times: dict[str, list[float]] = {"copy": [], "store": [], "writer": []}
     try:
         for round_ in range(rounds):
