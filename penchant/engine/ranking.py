@@ -186,6 +186,18 @@ class Popularity:
         default_factory=dict, init=False, repr=False, compare=False
     )
 
+    @classmethod
+    def from_rows(cls, rows: Iterable[tuple[str, int, int]], *, limit_per_type: int) -> Popularity:
+        """From (target_type, target_id, count) rows: each type's most counted, ties by id."""
+        by_type: dict[str, list[tuple[int, int]]] = {}
+        for target_type, target_id, count in rows:
+            by_type.setdefault(target_type, []).append((int(target_id), int(count)))
+        counts: dict[str, dict[int, int]] = {}
+        for target_type, pairs in by_type.items():
+            pairs.sort(key=lambda pair: (-pair[1], pair[0]))
+            counts[target_type] = dict(pairs[:limit_per_type])
+        return cls(counts)
+
     def of(self, target_type: str, target_id: int) -> int:
         return self.counts.get(target_type, {}).get(target_id, 0)
 

@@ -61,14 +61,7 @@ def read_popularity(store: Store, since: datetime, *, limit_per_type: int = 500)
             .where(pd.c.day >= since.date())
             .group_by(pd.c.target_type, pd.c.target_id)
         ).all()
-    by_type: dict[str, list[tuple[int, int]]] = {}
-    for target_type, target_id, count in rows:
-        by_type.setdefault(target_type, []).append((int(target_id), int(count)))
-    counts: dict[str, dict[int, int]] = {}
-    for target_type, pairs in by_type.items():
-        pairs.sort(key=lambda pair: (-pair[1], pair[0]))
-        counts[target_type] = dict(pairs[:limit_per_type])
-    return Popularity(counts)
+    return Popularity.from_rows(rows, limit_per_type=limit_per_type)
 
 
 def _final_day(store: Store) -> date | None:

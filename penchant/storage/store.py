@@ -990,14 +990,7 @@ class Store:
                 .where(ui.c.timestamp >= _naive_utc(since), ui.c.target_id.is_not(None))
                 .group_by(ui.c.target_type, ui.c.target_id)
             ).all()
-        by_type: dict[str, list[tuple[int, int]]] = {}
-        for target_type, target_id, count in rows:
-            by_type.setdefault(target_type, []).append((target_id, int(count)))
-        counts: dict[str, dict[int, int]] = {}
-        for target_type, pairs in by_type.items():
-            pairs.sort(key=lambda pair: (-pair[1], pair[0]))
-            counts[target_type] = dict(pairs[:limit_per_type])
-        return Popularity(counts)
+        return Popularity.from_rows(rows, limit_per_type=limit_per_type)
 
     # ------------------------------------------------------ co-occurrence
     def add_neighbours(
