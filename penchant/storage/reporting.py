@@ -64,9 +64,9 @@ def record_exposures(store: Store, batch: Sequence[Exposure]) -> int:
     with store._begin(write=True) as conn:
         if store.dialect == "sqlite":
             # the driver's executemany: exposures come with every recommending page view
-            result = conn.exec_driver_sql(
+            inserted = conn.exec_driver_sql(
                 _SQLITE_INSERT, [(*r[:-1], r[-1].strftime(_SQLITE_DATETIME)) for r in rows]
-            )
+            ).rowcount
         else:
             statement = (
                 store._insert(exposures)
@@ -74,8 +74,8 @@ def record_exposures(store: Store, batch: Sequence[Exposure]) -> int:
                 .returning(exposures.c.id)
             )
             params = [dict(zip(_COLUMNS, r, strict=True)) for r in rows]
-            return len(conn.execute(statement, params).all())
-    return max(0, result.rowcount or 0)
+            inserted = len(conn.execute(statement, params).all())
+    return max(0, inserted or 0)
 
 
 _COLUMNS = (
