@@ -527,8 +527,7 @@ class Penchant:
         return accepted
 
     def _on_stored(self, written: Sequence[Interaction]) -> None:
-        self._forget_pending(written)
-        self._note_changes({e.user_id for e in written if _moves_profile(e)})
+        self._note_changes(self._forget_pending(written))
         self._write_exposures()
 
     def record_exposure(
@@ -582,15 +581,16 @@ class Penchant:
             funnels=funnels,
         )
 
-    def _forget_pending(self, written: Sequence[Interaction]) -> None:
+    def _forget_pending(self, written: Sequence[Interaction]) -> set[str]:
         """Let go of written events; a visitor's cached profile is dropped only when
-        an event that moves a profile was written (a plain page view does not)."""
+        an event that moves a profile was written (a plain page view does not).
+        Returns those visitors."""
         by_user: dict[str, set[str]] = {}
         for event in written:
             if _moves_profile(event):
                 by_user.setdefault(event.user_id, set()).add(event.event_id)
         if not by_user:
-            return
+            return set()
         with self._pending_lock:
             for user_id, ids in by_user.items():
                 self._generation[user_id] = self._generation.get(user_id, 0) + 1
@@ -601,6 +601,7 @@ class Penchant:
                     self._pending.pop(user_id, None)
                     self._generation.pop(user_id, None)
                 self._profiles.pop(user_id)
+        return set(by_user)
 
     # ------------------------------------------------------------- read path
     def profile(self, user_id: str) -> VisitorProfile:
