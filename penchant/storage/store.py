@@ -13,6 +13,7 @@ dead-lettering the rows that still fail.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -69,6 +70,38 @@ _UNION_CHUNK = 50  # per-visitor / per-item subqueries glued into one round trip
 _MAX_ERROR_CHARS = 500
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 _TRANSIENT_RETRIES = 3  # deadlock or serialization failure: retry the transaction at once
+
+# SQLite takes a whole batch in one statement: the rows go in as one JSON array and
+# json_each() unpacks them. One step of the statement, so the writer lets go of the
+# interpreter lock once per batch, not once per row as the driver's executemany
+# does (each time making the request thread wait to take it back). The values are
+# made ready here: no per-row statement compiling or type processing.
+_SQLITE_COLUMNS = (
+    "user_id",
+    "session_id",
+    "interaction_type",
+    "target_type",
+    "target_id",
+    "extra_data",
+    "timestamp",
+    "event_id",
+)
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_SQLITE_CONFLICT = "ON CONFLICT (user_id, event_id) DO NOTHING"  # a NULL still fails
+_SQLITE_INSERT = (
+    f"INSERT INTO user_interactions ({', '.join(_SQLITE_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(_SQLITE_COLUMNS))}) {_SQLITE_CONFLICT}"
+)
+_SQLITE_INSERT_JSON = (
+    f"INSERT INTO user_interactions ({', '.join(_SQLITE_COLUMNS)}) SELECT "
+    + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(_SQLITE_COLUMNS)))
+    + f" FROM json_each(?) WHERE true {_SQLITE_CONFLICT}"  # WHERE: see SQLite's upsert parsing
+)
+# JSON for the batch: a lone surrogate stays one, so the driver rejects it as before
+_encode_rows = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+# the batch's new rows: SQLite gives each new row the largest rowid so far, and the
+# writer holds the write lock, so the last ``n`` rowids are this batch's ``n`` rows
+_SQLITE_NEWEST = "SELECT user_id, event_id FROM user_interactions ORDER BY id DESC LIMIT ?"
 
 
 class StoreError(Exception):
@@ -214,11 +247,25 @@ def describe_error(exc: BaseException) -> str:
     return text[:_MAX_ERROR_CHARS]
 
 
+# ensure_ascii escapes NUL and lone surrogates, so any string survives a text column
+_encode_json = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode
+_PATH_JSON: dict[str, str] = {}  # a page view's {"path": ...}, encoded once per path
+_PATH_JSON_KEPT = 4096
+
+
 def _json_text(value: Mapping[str, object] | None) -> str | None:
     if value is None:
         return None
-    # ensure_ascii escapes NUL and lone surrogates, so any string survives a text column
-    return json.dumps(dict(value), ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    if len(value) == 1:
+        path = value.get("path")
+        if type(path) is str:
+            text = _PATH_JSON.get(path)
+            if text is None:
+                text = _encode_json({"path": path})
+                if len(_PATH_JSON) < _PATH_JSON_KEPT:
+                    _PATH_JSON[path] = text
+            return text
+    return _encode_json(dict(value))
 
 
 def _payload(event: Interaction) -> str:
@@ -263,6 +310,16 @@ def _sqlite_days(later: str | None, earlier: str | None) -> float | None:
     if later is None or earlier is None:
         return None
     return days_between(datetime.fromisoformat(earlier), datetime.fromisoformat(later))
+
+
+def _sqlite_has_json() -> bool:
+    """Whether this SQLite has the JSON functions (built in since 3.38, optional before)."""
+    try:
+        with contextlib.closing(sqlite3.connect(":memory:")) as db:
+            row = db.execute("SELECT json_extract(value, '$[0]') FROM json_each('[[7]]')")
+            return bool(row.fetchone() == (7,))
+    except sqlite3.Error:
+        return False
 
 
 def _enable_wal(cursor: Any, timeout: float) -> None:
@@ -470,6 +527,7 @@ class Store:
         self._upsert_sql = str(compiled)
         self._upsert_positions: Sequence[str] | None = compiled.positiontup
         self._upsert_literals: dict[str, Any] = dict(compiled.params)  # e.g. 86400.0
+        self._sqlite_json = self.dialect == "sqlite" and _sqlite_has_json()
         # PostgreSQL through psycopg2: batches go in with COPY through a staging table
         self._copy_batches = (
             self.dialect == "postgresql" and self._engine.dialect.driver == "psycopg2"
@@ -607,20 +665,23 @@ class Store:
         """
         if not batch:
             return RecordResult(0, 0, 0)
-        unique: list[tuple[Interaction, dict[str, Any]]] = []
+        unique: list[tuple[Interaction, Any]] = []
         failed: list[tuple[Interaction, str]] = []
         seen: set[tuple[str, str]] = set()
+        sqlite = self.dialect == "sqlite"
+        make_row = self._sqlite_row if sqlite else self._row
         for event_ in batch:
             key = (event_.user_id, event_.event_id)
             if key in seen:
                 continue
             seen.add(key)
             try:
-                unique.append((event_, self._row(event_)))
+                unique.append((event_, make_row(event_)))
             except Exception as exc:
                 failed.append((event_, describe_error(exc)))
-        # one lock order for every process: no deadlock on the unique index
-        unique.sort(key=lambda pair: (str(pair[1]["user_id"]), str(pair[1]["event_id"])))
+        if not sqlite:  # SQLite has one writer at a time; PostgreSQL locks rows
+            # one lock order for every process: no deadlock on the unique index
+            unique.sort(key=lambda pair: (str(pair[1]["user_id"]), str(pair[1]["event_id"])))
         for attempt in range(_TRANSIENT_RETRIES):
             try:
                 inserted = self._record_batch(unique, failed, deltas_for, rate)
@@ -667,6 +728,45 @@ class Store:
             "event_id": event_.event_id,
         }
 
+    @staticmethod
+    def _sqlite_row(event_: Interaction) -> tuple[Any, ...]:
+        """The row as the driver takes it, in :data:`_SQLITE_COLUMNS` order; the
+        timestamp as SQLAlchemy stores a ``DateTime`` in SQLite."""
+        moment = event_.timestamp
+        if type(moment) is not datetime:
+            raise TypeError(f"timestamp must be a datetime, not {type(moment).__name__}")
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        target = event_.target_id
+        if target is not None and (
+            type(target) is not int or not _INT64_MIN <= target <= _INT64_MAX
+        ):
+            # what the driver would refuse (JSON would turn a huge integer into a float)
+            raise OverflowError(f"target_id is not a 64-bit integer: {target!r}")
+        return (
+            event_.user_id,
+            event_.session_id,
+            event_.interaction_type,
+            event_.target_type,
+            target,
+            _json_text(event_.extra_data),
+            moment.isoformat(" ", "microseconds"),
+            event_.event_id,
+        )
+
+    def _sqlite_insert(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> set[Any]:
+        """Insert the rows that are new; return their (user_id, event_id) keys."""
+        text = _encode_rows(rows)
+        if self._sqlite_json and "\\u0000" not in text:
+            count = conn.exec_driver_sql(_SQLITE_INSERT_JSON, (text,)).rowcount
+        else:  # no JSON functions in this SQLite, or a NUL (JSON text would cut it)
+            count = conn.exec_driver_sql(_SQLITE_INSERT, list(rows)).rowcount
+        if count == len(rows):
+            return {(row[0], row[7]) for row in rows}
+        if count <= 0:
+            return set()
+        return {(r[0], r[1]) for r in conn.exec_driver_sql(_SQLITE_NEWEST, (count,))}
+
     def _insert_interactions(self) -> Any:
         ui = user_interactions
         return (
@@ -677,7 +777,7 @@ class Store:
 
     def _record_batch(
         self,
-        unique: list[tuple[Interaction, dict[str, Any]]],
+        unique: list[tuple[Interaction, Any]],
         failed: list[tuple[Interaction, str]],
         deltas_for: DeltasFor,
         rate: float,
@@ -687,11 +787,14 @@ class Store:
         with self._begin(write=True, staging=self._copy_batches) as conn:
             inserted: list[Interaction] = []
             if rows:
-                if data is None:
-                    result: Iterable[Any] = conn.execute(self._insert_interactions(), rows)
+                if self.dialect == "sqlite":
+                    new = self._sqlite_insert(conn, rows)
                 else:
-                    result = self._copy_interactions(conn, data)
-                new = {(r[0], r[1]) for r in result}
+                    if data is None:
+                        result: Iterable[Any] = conn.execute(self._insert_interactions(), rows)
+                    else:
+                        result = self._copy_interactions(conn, data)
+                    new = {(r[0], r[1]) for r in result}
                 inserted = [e for e, _ in unique if (e.user_id, e.event_id) in new]
             self._apply_deltas(conn, inserted, deltas_for, rate)
             self._dead_letter(conn, failed)
@@ -752,19 +855,24 @@ class Store:
 
     def _record_rows(
         self,
-        unique: list[tuple[Interaction, dict[str, Any]]],
+        unique: list[tuple[Interaction, Any]],
         failed: list[tuple[Interaction, str]],
         deltas_for: DeltasFor,
         rate: float,
     ) -> tuple[list[Interaction], list[tuple[Interaction, str]]]:
         failed = list(failed)
         statement = self._insert_interactions()
+        sqlite = self.dialect == "sqlite"
         with self._begin(write=True, staging=self._copy_batches) as conn:
             inserted: list[Interaction] = []
             for event_, row in unique:
                 try:
                     with conn.begin_nested():
-                        if conn.execute(statement, row).first() is not None:
+                        if sqlite:
+                            new = conn.exec_driver_sql(_SQLITE_INSERT, row).rowcount == 1
+                        else:
+                            new = conn.execute(statement, row).first() is not None
+                        if new:
                             inserted.append(event_)
                 except Exception as exc:
                     if _is_unavailable(exc):

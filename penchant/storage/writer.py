@@ -162,6 +162,7 @@ class Writer:
         self._deadline: float | None = None
         self._lost_at_close = 0  # events given up on once close() was called
         self._thread: threading.Thread | None = None
+        self._running = False  # the thread is in _run (set and cleared under the lock)
         self._store: Store | None = None
         self._accepted = 0
         self._stored = 0
@@ -192,7 +193,8 @@ class Writer:
                 self._next_seq += 1
                 if len(self._queue) >= self._batch_size:
                     self._cond.notify_all()
-                self._ensure_thread()
+                if not self._running:
+                    self._ensure_thread()
             return True
         except Exception:
             logger.exception("could not queue an interaction")
@@ -292,6 +294,7 @@ class Writer:
         if self._closed or (self._thread is not None and self._thread.is_alive()):
             return
         self._thread = threading.Thread(target=self._run, name="penchant-writer", daemon=True)
+        self._running = True
         self._thread.start()
 
     def _drop_pending_locked(self) -> int:
@@ -318,6 +321,10 @@ class Writer:
         except Exception:
             # the next submit starts a new thread, which retries the batch in progress
             logger.exception("writer thread failed")
+        finally:
+            with self._cond:
+                if self._thread is threading.current_thread():
+                    self._running = False
 
     def _next_batch_locked(self) -> list[tuple[int, Interaction]] | None:
         if self._batch:

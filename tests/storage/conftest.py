@@ -115,15 +115,17 @@ def weights() -> dict[str, float]:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Leave out the combinations that cannot exist, rather than reporting them skipped:
-    SQLite with the COPY path, and SQLite for a test marked ``postgresql_only``."""
+    SQLite with the COPY path, PostgreSQL with SQLite's executemany path, and SQLite
+    for a test marked ``postgresql_only``."""
     kept: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         on_sqlite = params.get("database_url") == "sqlite"
-        impossible = on_sqlite and (
-            params.get("path_store") == "copy" or item.get_closest_marker("postgresql_only")
-        )
+        impossible = (
+            on_sqlite
+            and (params.get("path_store") == "copy" or item.get_closest_marker("postgresql_only"))
+        ) or (not on_sqlite and params.get("path_store") == "executemany")
         (dropped if impossible else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)

@@ -394,3 +394,43 @@ def test_submit_never_raises(deltas: Deltas) -> None:
     writer = Writer(lambda: Store("sqlite://"), deltas, rate=0.9, backoff_initial=0.001)
     assert writer.submit(None) in (True, False)  # type: ignore[arg-type]
     writer.close(timeout=2)
+
+
+def test_a_writer_thread_killed_by_a_bug_is_restarted_by_the_next_submit(
+    make_writer: MakeWriter,
+    sqlite_store: CountingStore,
+    ev: Event,
+    deltas: Deltas,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    writer = make_writer(lambda: sqlite_store, deltas, batch_size=5, flush_interval=0.01)
+    real = writer._succeeded
+    calls: list[int] = []
+
+    def broken_once(batch: list[tuple[int, Interaction]], result: RecordResult) -> None:
+        calls.append(len(batch))
+        if len(calls) == 1:
+            raise RuntimeError("bug in the books")
+        real(batch, result)
+
+    monkeypatch.setattr(writer, "_succeeded", broken_once)
+    first = [ev(visitor(i), 10) for i in range(5)]
+    for event in first:
+        writer.submit(event)
+    wait_for(lambda: "writer thread failed" in caplog.text)
+    wait_for(lambda: not writer._running)
+    dead = writer._thread
+    assert dead is not None
+    dead.join(5)
+    assert not dead.is_alive()
+    second = [ev(visitor(i), 11) for i in range(3)]
+    for event in second:
+        assert writer.submit(event)
+    assert writer.flush(timeout=20)
+    assert writer._thread is not dead
+    stats = writer.stats()
+    # the batch the dead thread held is written again: its rows are already there
+    assert (stats.stored + stats.duplicates, stats.in_flight) == (8, 0)
+    assert sqlite_store.count_interactions() == 8
+    assert balanced(stats)
