@@ -5,9 +5,12 @@
 The same HTML page (a Starlette app) is served by uvicorn on 127.0.0.1 three
 ways: bare; wrapped by penchant, which records every page view; and wrapped by a
 naive middleware that inserts one row per request, synchronously, as a
-hand-written tracker would. Two pages: a marketplace page rendered from a Jinja2
-template (what a site serves; the headline ``ratio_vs_bare``) and a minimal
-constant page (the worst case for any middleware, ``minimal_ratio_vs_bare``).
+hand-written tracker would. Three pages: a marketplace page rendered from a
+Jinja2 template (what a site serves; the headline ``ratio_vs_bare``); the same
+page whose 6 + 6 + 9 cards the view builds from penchant's lists for a returning
+visitor (``recommend_ratio_vs_bare``; bare and naive run the same view code on
+fixed lists, so the ratio is what asking penchant costs); and a minimal constant
+page (the worst case for any middleware, ``minimal_ratio_vs_bare``).
 One load tool drives all of them (wrk when installed, else a bounded Python load
 generator in another process; keep-alive connections, 1,000 distinct visitors).
 Besides requests per second, the server's CPU time per request is measured: on
@@ -35,7 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,14 +111,11 @@ def host_app(page: str = "minimal") -> Any:
     async def rendered(request: Any) -> HTMLResponse:
         return HTMLResponse(template.render(context))
 
-    async def personalized(request: Any) -> HTMLResponse:
-        # The page's 6 + 6 + 9 cards come from penchant for this (returning) visitor.
-        p = request.scope["penchant.personalization"]
-        lists = (("Categories", p.categories()), ("Procedures", p.procedures()))
-        lists += (("Doctors", p.doctors()),)
+    def with_lists(lists: Sequence[Sequence[Any]]) -> HTMLResponse:
+        """The host's view code: the page's 6 + 6 + 9 cards from three lists."""
         sections = [
             {
-                "title": title,
+                "title": section["title"],
                 "cards": [
                     {
                         **card,
@@ -127,11 +127,39 @@ def host_app(page: str = "minimal") -> Any:
                     for card, r in zip(section["cards"], recs, strict=False)
                 ],
             }
-            for (title, recs), section in zip(lists, context["sections"], strict=True)
+            for recs, section in zip(lists, context["sections"], strict=True)
         ]
         return HTMLResponse(template.render({**context, "sections": sections}))
 
-    return Starlette(routes=[Route("/", personalized if page == "recommend" else rendered)])
+    async def personalized(request: Any) -> HTMLResponse:
+        # The lists come from penchant for this (returning) visitor.
+        p = request.scope["penchant.personalization"]
+        return with_lists((p.categories(), p.procedures(), p.doctors()))
+
+    fixed_lists = _fixed_lists()
+
+    async def fixed(request: Any) -> HTMLResponse:
+        # The same view without penchant: the site's own fixed lists.
+        return with_lists(fixed_lists)
+
+    view = {"recommend": personalized, "recommend-fixed": fixed}.get(page, rendered)
+    return Starlette(routes=[Route("/", view)])
+
+
+def _fixed_lists() -> tuple[list[Any], ...]:
+    """Lists shaped like penchant's recommendations (``.item``, ``.reason``), built once."""
+    from types import SimpleNamespace
+
+    def shown(target_type: str, n: int) -> list[Any]:
+        return [
+            SimpleNamespace(
+                item=SimpleNamespace(target_type=target_type, id=i, name=f"{target_type} {i}"),
+                reason="Popular in Category 1",
+            )
+            for i in range(1, n + 1)
+        ]
+
+    return (shown("category", 6), shown("procedure", 6), shown("doctor", 9))
 
 
 class NaiveTracker:
@@ -177,12 +205,12 @@ def _now() -> Any:
 def build(mode: str, database_url: str, page: str = "minimal") -> tuple[Any, Any]:
     """(ASGI app, the Penchant instance or None) for one mode."""
     app = host_app(page)
+    if mode in ("bare", "naive") and page == "recommend":
+        # Without penchant the same view renders its cards from fixed lists.
+        app = host_app("recommend-fixed")
     if mode == "bare":
-        # The bare app cannot ask penchant: it serves the same template page.
-        return host_app("template" if page == "recommend" else page), None
+        return app, None
     if mode == "naive":
-        if page == "recommend":
-            return NaiveTracker(host_app("template"), database_url), None
         return NaiveTracker(app, database_url), None
     from bench._common import synthetic_catalog
     from penchant import Penchant

@@ -140,6 +140,28 @@ class _Ranked:
         )
 
 
+class _Reading:
+    """What one page's lists are ranked from, read once for all of them: the
+    catalog, popular content, the clock and, on first need, the visitor's profile."""
+
+    __slots__ = ("_penchant", "_profile", "catalog", "now", "popularity", "user_id")
+
+    def __init__(self, penchant: Penchant, user_id: str | None) -> None:
+        self._penchant = penchant
+        self.user_id = user_id
+        self.catalog = penchant.catalog
+        self.popularity = penchant.popularity()
+        self.now = penchant.clock()
+        self._profile: VisitorProfile | None = None
+
+    def profile(self) -> VisitorProfile:
+        """The visitor's profile (a failed read raises, and is tried again next time)."""
+        if self._profile is None:
+            assert self.user_id is not None
+            self._profile = self._penchant.profile(self.user_id)
+        return self._profile
+
+
 class _TTLCache:
     """A small LRU cache whose entries expire; thread-safe."""
 
@@ -539,17 +561,27 @@ class Penchant:
         variant: str,
         content_type: str,
         recommendations: Sequence[Recommendation],
+        at: datetime | None = None,
     ) -> None:
         """Remember that a page view showed this list (for the holdout comparison).
 
         Buffered in memory (bounded) and written by the writer's thread with its
-        next batch, so the request never waits for the database.
+        next batch, so the request never waits for the database. ``at``: when it
+        was shown (default: now).
         """
         if not recommendations or not self.settings.enabled:
             return
-        items = tuple(r.item.id for r in recommendations)
+        items = tuple([r.item.id for r in recommendations])
         self._exposures.append(
-            Exposure(user_id, session_id, page_view_id, variant, content_type, items, self.clock())
+            Exposure(
+                user_id,
+                session_id,
+                page_view_id,
+                variant,
+                content_type,
+                items,
+                self.clock() if at is None else at,
+            )
         )
 
     def _write_exposures(self) -> None:
@@ -805,10 +837,26 @@ class Penchant:
         """Ranked recommendations for one visitor (popular for ``None``); never raises."""
         if content_type not in CONTENT_TYPES:
             raise ValueError(f"unknown content type {content_type!r}")
+        return self._recommend(content_type, user_id, limit, variant, context, None)
+
+    def _recommend(
+        self,
+        content_type: str,
+        user_id: str | None,
+        limit: int | None,
+        variant: Variant | None,
+        context: tuple[str, int] | None,
+        reading: _Reading | None,
+    ) -> list[Recommendation]:
+        """:meth:`recommend`, ranking from ``reading`` when given (one per page)."""
+        if content_type not in CONTENT_TYPES:
+            raise ValueError(f"unknown content type {content_type!r}")
         if limit is None:
             limit = self.default_limit(content_type)
-        catalog = self.catalog
-        popularity = self.popularity()
+        if reading is None or reading.user_id != user_id:
+            reading = _Reading(self, user_id)
+        catalog = reading.catalog
+        popularity = reading.popularity
         try:
             if not self.settings.enabled:
                 return ranking.popular(content_type, catalog, popularity, limit=limit)
@@ -816,8 +864,8 @@ class Penchant:
                 return ranking.as_holdout(
                     ranking.popular(content_type, catalog, popularity, limit=limit)
                 )
-            profile = self.profile(user_id) if user_id is not None else None
-            now = self.clock()
+            profile = reading.profile() if user_id is not None else None
+            now = reading.now
             memo_key = (user_id, content_type, limit, context) if profile is not None else None
             if memo_key is not None:
                 memo = self._ranked.get(memo_key)
@@ -862,12 +910,15 @@ class Penchant:
 
     def default_limit(self, content_type: str) -> int:
         s = self.settings
-        return {
-            "categories": s.category_limit,
-            "procedures": s.procedure_limit,
-            "doctors": s.doctor_limit,
-            "packages": s.package_limit,
-        }[content_type]
+        if content_type == "categories":
+            return s.category_limit
+        if content_type == "procedures":
+            return s.procedure_limit
+        if content_type == "doctors":
+            return s.doctor_limit
+        if content_type == "packages":
+            return s.package_limit
+        raise KeyError(content_type)
 
     # ------------------------------------------------------------- the visitor
     def erase(self, user_id: str) -> int:

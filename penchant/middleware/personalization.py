@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from penchant.engine.events import new_event_id
 from penchant.engine.validation import InvalidEvent, validate_event
+from penchant.service import _Reading
 
 if TYPE_CHECKING:
     from penchant.engine.consent import ConsentState
@@ -52,6 +53,7 @@ class Personalization:
         "_context",
         "_core",
         "_page_view_id",
+        "_reading",
         "_started",
         "_visitor",
         "facts",
@@ -65,6 +67,7 @@ class Personalization:
         self._context: tuple[str, int] | bool | None = False
         self._started = False
         self._page_view_id: str | None = None
+        self._reading: _Reading | None = None
 
     # ---------------------------------------------------------------- visitor
     @property
@@ -116,13 +119,15 @@ class Personalization:
             return cached
         visitor = self.visitor
         penchant = self._core.penchant
+        user_id = visitor.user_id if visitor.tracking_allowed else None
+        variant = visitor.variant if user_id is not None else None
+        reading = self._reading
         try:
-            found = penchant.recommend(
-                content_type,
-                visitor.user_id if visitor.tracking_allowed else None,
-                limit=limit,
-                variant=visitor.variant if visitor.tracking_allowed else None,
-                context=self.context,
+            if reading is None:
+                # one reading (catalog, popular content, clock, profile) for the page's lists
+                reading = self._reading = _Reading(penchant, user_id)
+            found = penchant._recommend(
+                content_type, user_id, limit, variant, self.context, reading
             )
         except ValueError:
             raise
@@ -130,16 +135,19 @@ class Personalization:
             self._core.failed("recommendation")
             found = []
         self._cache[key] = found
-        if found and visitor.tracking_allowed and visitor.user_id and visitor.session_id:
-            # what this page view showed, by variant: the holdout comparison's denominator
-            penchant.record_exposure(
-                user_id=visitor.user_id,
-                session_id=visitor.session_id,
-                page_view_id=self.page_view_id,
-                variant=visitor.variant,
-                content_type=content_type,
-                recommendations=found,
-            )
+        if found and user_id is not None and variant is not None:
+            session_id = visitor.session_id
+            if session_id:
+                # what this page view showed, by variant: the holdout comparison's denominator
+                penchant.record_exposure(
+                    user_id=user_id,
+                    session_id=session_id,
+                    page_view_id=self.page_view_id,
+                    variant=variant,
+                    content_type=content_type,
+                    recommendations=found,
+                    at=reading.now if reading is not None else None,
+                )
         return found
 
     @property
@@ -197,6 +205,7 @@ class Personalization:
             return False
         try:
             self._cache.clear()
+            self._reading = None  # the next list reads the profile with this event
             return self._core.submit_event(visitor, event)
         except Exception:
             self._core.failed("server-side tracking")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
 from penchant.engine.report import SessionCounts
 from penchant.storage.schema import exposures, user_interactions
-from penchant.storage.store import _SQLITE_DATETIME, Store
+from penchant.storage.store import SQLiteBatch, Store
 
 __all__ = ["Exposure", "funnel_sessions", "record_exposures", "session_counts"]
 
@@ -57,16 +57,15 @@ def record_exposures(store: Store, batch: Sequence[Exposure]) -> int:
                 first.variant,
                 ",".join(sorted(e.content_type for e in shown)),
                 len(shown),
-                json.dumps(items, separators=(",", ":")),
+                _encode_items(items),
                 first.timestamp,
             )
         )
     with store._begin(write=True) as conn:
         if store.dialect == "sqlite":
-            # the driver's executemany: exposures come with every recommending page view
-            inserted = conn.exec_driver_sql(
-                _SQLITE_INSERT, [(*r[:-1], r[-1].strftime(_SQLITE_DATETIME)) for r in rows]
-            ).rowcount
+            # one statement for the batch: exposures come with every recommending page view
+            ready = [(*r[:-1], _sqlite_time(r[-1])) for r in rows]
+            inserted = _SQLITE_EXPOSURES.insert(conn, ready, use_json=store._sqlite_json)
         else:
             statement = (
                 store._insert(exposures)
@@ -88,11 +87,17 @@ _COLUMNS = (
     "items",
     "timestamp",
 )
-_SQLITE_INSERT = (
-    f"INSERT INTO {exposures.name} ({', '.join(_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _COLUMNS)}) "
-    "ON CONFLICT (user_id, page_view_id, content_type) DO NOTHING"
+_SQLITE_EXPOSURES = SQLiteBatch(
+    exposures.name, _COLUMNS, "ON CONFLICT (user_id, page_view_id, content_type) DO NOTHING"
 )
+_encode_items = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _sqlite_time(moment: datetime) -> str:
+    """A datetime as SQLAlchemy stores a ``DateTime`` in SQLite (naive UTC)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat(" ", "microseconds")
 
 
 def session_counts(store: Store, since: datetime) -> list[SessionCounts]:

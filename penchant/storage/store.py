@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
@@ -56,6 +57,7 @@ __all__ = [
     "ItemKey",
     "PurgeResult",
     "RecordResult",
+    "SQLiteBatch",
     "Store",
     "StoreError",
     "StoreUnavailable",
@@ -75,7 +77,7 @@ _TRANSIENT_RETRIES = 3  # deadlock or serialization failure: retry the transacti
 # json_each() unpacks them. One step of the statement, so the writer lets go of the
 # interpreter lock once per batch, not once per row as the driver's executemany
 # does (each time making the request thread wait to take it back). The values are
-# made ready here: no per-row statement compiling or type processing.
+# made ready by the caller: no per-row statement compiling or type processing.
 _SQLITE_COLUMNS = (
     "user_id",
     "session_id",
@@ -87,18 +89,54 @@ _SQLITE_COLUMNS = (
     "event_id",
 )
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_SQLITE_CONFLICT = "ON CONFLICT (user_id, event_id) DO NOTHING"  # a NULL still fails
-_SQLITE_INSERT = (
-    f"INSERT INTO user_interactions ({', '.join(_SQLITE_COLUMNS)})"
-    f" VALUES ({', '.join('?' * len(_SQLITE_COLUMNS))}) {_SQLITE_CONFLICT}"
-)
-_SQLITE_INSERT_JSON = (
-    f"INSERT INTO user_interactions ({', '.join(_SQLITE_COLUMNS)}) SELECT "
-    + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(_SQLITE_COLUMNS)))
-    + f" FROM json_each(?) WHERE true {_SQLITE_CONFLICT}"  # WHERE: see SQLite's upsert parsing
-)
 # JSON for the batch: a lone surrogate stays one, so the driver rejects it as before
 _encode_rows = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+
+@dataclass(frozen=True)
+class SQLiteBatch:
+    """An INSERT of many rows into one SQLite table, in one statement where it can."""
+
+    table: str
+    columns: tuple[str, ...]
+    conflict: str  # e.g. "ON CONFLICT (a, b) DO NOTHING": a NULL in a NOT NULL column still fails
+
+    @cached_property
+    def per_row(self) -> str:
+        """The statement for one row (executemany, or row by row)."""
+        marks = ", ".join("?" * len(self.columns))
+        return (
+            f"INSERT INTO {self.table} ({', '.join(self.columns)}) VALUES ({marks}) {self.conflict}"
+        )
+
+    @cached_property
+    def as_json(self) -> str:
+        """The statement for a whole batch given as one JSON array of rows."""
+        values = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(self.columns)))
+        # WHERE true: SQLite's upsert after INSERT .. SELECT needs it to parse
+        return (
+            f"INSERT INTO {self.table} ({', '.join(self.columns)}) SELECT {values}"
+            f" FROM json_each(?) WHERE true {self.conflict}"
+        )
+
+    def insert(self, conn: Connection, rows: Sequence[Sequence[Any]], *, use_json: bool) -> int:
+        """Insert the rows (text, integers, floats and NULLs only); return how many went in.
+
+        A NUL character takes the executemany path: JSON text would cut it.
+        """
+        if not rows:
+            return 0
+        text = _encode_rows(rows) if use_json else ""
+        if use_json and "\\u0000" not in text:
+            count = conn.exec_driver_sql(self.as_json, (text,)).rowcount
+        else:
+            count = conn.exec_driver_sql(self.per_row, list(rows)).rowcount
+        return max(0, count or 0)
+
+
+_SQLITE_INTERACTIONS = SQLiteBatch(
+    "user_interactions", _SQLITE_COLUMNS, "ON CONFLICT (user_id, event_id) DO NOTHING"
+)
 # the batch's new rows: SQLite gives each new row the largest rowid so far, and the
 # writer holds the write lock, so the last ``n`` rowids are this batch's ``n`` rows
 _SQLITE_NEWEST = "SELECT user_id, event_id FROM user_interactions ORDER BY id DESC LIMIT ?"
@@ -184,14 +222,60 @@ ORDER BY k
 ON CONFLICT (item_type, item_id, neighbour_type, neighbour_id) DO UPDATE SET
     score = n.score + EXCLUDED.score, last_updated = EXCLUDED.last_updated
 """
-_SQLITE_NEIGHBOURS_UPSERT = (
-    "INSERT INTO penchant_item_neighbours"
-    " (item_type, item_id, neighbour_type, neighbour_id, score, last_updated)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (item_type, item_id, neighbour_type, neighbour_id) DO UPDATE SET"
+_SQLITE_NEIGHBOURS = SQLiteBatch(
+    "penchant_item_neighbours",
+    ("item_type", "item_id", "neighbour_type", "neighbour_id", "score", "last_updated"),
+    "ON CONFLICT (item_type, item_id, neighbour_type, neighbour_id) DO UPDATE SET"
     " score = penchant_item_neighbours.score + excluded.score,"
-    " last_updated = excluded.last_updated"
+    " last_updated = excluded.last_updated",
 )
+
+# SQLite, a batch of affinity deltas with distinct keys: the same arithmetic as the
+# per-row upsert, set-based like PostgreSQL's. The deltas go into a temporary table
+# (one JSON statement); the ON CONFLICT branch finds its delta there by primary key.
+# Days are counted from the stored text exactly as days_between() counts them
+# (whole seconds, then microseconds), and pow() is SQLite's own, the C library's
+# pow like math.pow: no Python function is called per row.
+_SQLITE_DELTAS = "penchant_deltas"
+_SQLITE_DELTA_TABLE = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {_SQLITE_DELTAS} (u TEXT NOT NULL, c INTEGER NOT NULL,"
+    " first TEXT NOT NULL, last TEXT NOT NULL, scale REAL, add_ REAL, cap REAL, add_raw REAL,"
+    " PRIMARY KEY (u, c))"
+)
+_SQLITE_DELTA_ROWS = SQLiteBatch(
+    f"temp.{_SQLITE_DELTAS}", ("u", "c", "first", "last", "scale", "add_", "cap", "add_raw"), ""
+)
+
+
+def _sqlite_micros(column: str) -> str:
+    """A stored timestamp as whole microseconds since the epoch (SQL, exact)."""
+    return (
+        f"(CAST(strftime('%s', {column}) AS INTEGER) * 1000000"
+        f" + CAST(substr({column}, 21, 6) AS INTEGER))"
+    )
+
+
+_SQLITE_FACTOR = (
+    "d.scale * pow(:rate, max(0.0, ("
+    + _sqlite_micros("d.first")
+    + " - "
+    + _sqlite_micros("a.last_updated")
+    + ") / 1000000.0 / 86400.0))"
+)
+_SQLITE_SET_UPSERT = f"""
+INSERT INTO user_category_affinity AS a
+    (user_id, category_id, affinity_score, raw_score, last_updated)
+SELECT u, c, min(cap, add_), add_raw, last FROM temp.{_SQLITE_DELTAS} WHERE true
+ON CONFLICT (user_id, category_id) DO UPDATE SET
+    (affinity_score, raw_score, last_updated) = (
+        SELECT
+            min(d.cap, {_SQLITE_FACTOR} * a.affinity_score + d.add_),
+            {_SQLITE_FACTOR} * a.raw_score + d.add_raw,
+            max(d.last, a.last_updated)
+        FROM temp.{_SQLITE_DELTAS} AS d
+        WHERE d.u = excluded.user_id AND d.c = excluded.category_id
+    )
+"""
 
 
 _PG_RECENT_HISTORY = sa.text(
@@ -318,6 +402,26 @@ def _sqlite_has_json() -> bool:
         with contextlib.closing(sqlite3.connect(":memory:")) as db:
             row = db.execute("SELECT json_extract(value, '$[0]') FROM json_each('[[7]]')")
             return bool(row.fetchone() == (7,))
+    except sqlite3.Error:
+        return False
+
+
+def _sqlite_has_set_upsert() -> bool:
+    """Whether this SQLite runs :data:`_SQLITE_SET_UPSERT` (math functions, row values)."""
+    try:
+        with contextlib.closing(sqlite3.connect(":memory:")) as db:
+            db.execute(
+                "CREATE TABLE user_category_affinity (user_id TEXT, category_id INTEGER,"
+                " affinity_score REAL, raw_score REAL, last_updated TEXT,"
+                " UNIQUE (user_id, category_id))"
+            )
+            db.execute(_SQLITE_DELTA_TABLE)
+            row = ("u", 1, "2024-01-01 00:00:00.000000", "2024-01-02 00:00:00.000000")
+            db.execute(f"INSERT INTO {_SQLITE_DELTAS} VALUES (?, ?, ?, ?, 1, 0.5, 1, 0.5)", row)
+            db.execute(_SQLITE_SET_UPSERT, {"rate": 0.5})
+            db.execute(_SQLITE_SET_UPSERT, {"rate": 0.5})  # the update branch
+            found = db.execute("SELECT affinity_score FROM user_category_affinity").fetchone()
+            return bool(found == (1.0,))
     except sqlite3.Error:
         return False
 
@@ -528,6 +632,8 @@ class Store:
         self._upsert_positions: Sequence[str] | None = compiled.positiontup
         self._upsert_literals: dict[str, Any] = dict(compiled.params)  # e.g. 86400.0
         self._sqlite_json = self.dialect == "sqlite" and _sqlite_has_json()
+        # affinity deltas set-based: JSON, the built-in pow() and upsert row values
+        self._sqlite_set_upsert = self._sqlite_json and _sqlite_has_set_upsert()
         # PostgreSQL through psycopg2: batches go in with COPY through a staging table
         self._copy_batches = (
             self.dialect == "postgresql" and self._engine.dialect.driver == "psycopg2"
@@ -756,11 +862,7 @@ class Store:
 
     def _sqlite_insert(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> set[Any]:
         """Insert the rows that are new; return their (user_id, event_id) keys."""
-        text = _encode_rows(rows)
-        if self._sqlite_json and "\\u0000" not in text:
-            count = conn.exec_driver_sql(_SQLITE_INSERT_JSON, (text,)).rowcount
-        else:  # no JSON functions in this SQLite, or a NUL (JSON text would cut it)
-            count = conn.exec_driver_sql(_SQLITE_INSERT, list(rows)).rowcount
+        count = _SQLITE_INTERACTIONS.insert(conn, rows, use_json=self._sqlite_json)
         if count == len(rows):
             return {(row[0], row[7]) for row in rows}
         if count <= 0:
@@ -869,7 +971,8 @@ class Store:
                 try:
                     with conn.begin_nested():
                         if sqlite:
-                            new = conn.exec_driver_sql(_SQLITE_INSERT, row).rowcount == 1
+                            statement_ = _SQLITE_INTERACTIONS.per_row
+                            new = conn.exec_driver_sql(statement_, row).rowcount == 1
                         else:
                             new = conn.execute(statement, row).first() is not None
                         if new:
@@ -966,6 +1069,9 @@ class Store:
         if self.dialect == "postgresql" and len(keys) == len(deltas):
             self._apply_deltas_set_based(conn, deltas, rate)
             return
+        if self._sqlite_set_upsert and len(keys) == len(deltas):
+            self._apply_deltas_sqlite(conn, deltas, rate)
+            return
         rows: list[Any] = []
         for delta in sorted(deltas, key=lambda d: (d.user_id, d.category_id)):
             first, last = _naive_utc(delta.first), _naive_utc(delta.last)
@@ -991,6 +1097,29 @@ class Store:
             else:
                 rows.append(params)
         conn.exec_driver_sql(self._upsert_sql, rows)
+
+    def _apply_deltas_sqlite(
+        self, conn: Connection, deltas: Sequence[AffinityDelta], rate: float
+    ) -> None:
+        """SQLite: the deltas (distinct keys) in one temporary table, then one upsert."""
+        rows = [
+            (
+                d.user_id,
+                int(d.category_id),
+                _naive_utc(d.first).isoformat(" ", "microseconds"),
+                _naive_utc(d.last).isoformat(" ", "microseconds"),
+                float(d.scale),
+                float(d.add),
+                float(d.cap),
+                float(d.add_raw),
+            )
+            for d in deltas
+        ]
+        conn.exec_driver_sql(_SQLITE_DELTA_TABLE)
+        conn.exec_driver_sql(f"DELETE FROM temp.{_SQLITE_DELTAS}")
+        _SQLITE_DELTA_ROWS.insert(conn, rows, use_json=True)
+        conn.exec_driver_sql(_SQLITE_SET_UPSERT, {"rate": float(rate)})
+        conn.exec_driver_sql(f"DELETE FROM temp.{_SQLITE_DELTAS}")
 
     def _apply_deltas_set_based(
         self, conn: Connection, deltas: Sequence[AffinityDelta], rate: float
@@ -1107,8 +1236,8 @@ class Store:
         """Add co-occurrence increments to each (item, neighbour) score, atomically.
 
         Rows go in sorted by key (one lock order for every process). PostgreSQL gets
-        the batch as arrays in one statement; SQLite, in process, runs one prepared
-        upsert per row. Either way each row is one atomic ``score = score + add``.
+        the batch as arrays in one statement, SQLite as one JSON array. Either way
+        each row is one atomic ``score = score + add``.
         """
         pairs = [
             (item[0], item[1], other[0], other[1], float(value))
@@ -1135,7 +1264,8 @@ class Store:
             else:
                 # the text SQLAlchemy stores a SQLite DateTime as
                 stamp = when.isoformat(sep=" ", timespec="microseconds")
-                conn.exec_driver_sql(_SQLITE_NEIGHBOURS_UPSERT, [(*pair, stamp) for pair in pairs])
+                rows = [(*pair, stamp) for pair in pairs]
+                _SQLITE_NEIGHBOURS.insert(conn, rows, use_json=self._sqlite_json)
 
     def neighbours(
         self, keys: Iterable[ItemKey], *, limit_per_item: int = 20

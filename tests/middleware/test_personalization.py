@@ -55,7 +55,7 @@ def test_a_failing_read_path_gives_an_empty_list_not_an_error(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("ranking exploded")
 
-    monkeypatch.setattr(core.penchant, "recommend", broken)
+    monkeypatch.setattr(core.penchant, "_recommend", broken)
     assert core.personalization(FACTS).doctors() == []
     assert core.errors == 1
 
@@ -129,3 +129,48 @@ def test_penchant_builds_the_adapters(tmp_path: Path) -> None:
             Core(Penchant(database_url="sqlite://", url_patterns={"/p/{id}": "user"}))
     finally:
         penchant.close()
+
+
+def test_a_pages_lists_share_one_reading_until_the_page_tracks_an_event(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    penchant = core.penchant
+    profiles: list[str] = []
+    popular: list[int] = []
+    real_profile, real_popularity = penchant.profile, penchant.popularity
+
+    def counted_profile(user_id: str) -> Any:
+        profiles.append(user_id)
+        return real_profile(user_id)
+
+    def counted_popularity() -> Any:
+        popular.append(1)
+        return real_popularity()
+
+    shown: list[dict[str, Any]] = []
+    real_exposure = penchant.record_exposure
+
+    def kept_exposure(**kwargs: Any) -> None:
+        shown.append(kwargs)
+        real_exposure(**kwargs)
+
+    monkeypatch.setattr(penchant, "profile", counted_profile)
+    monkeypatch.setattr(penchant, "popularity", counted_popularity)
+    monkeypatch.setattr(penchant, "record_exposure", kept_exposure)
+    p = core.personalization(FACTS)
+    p.categories(), p.procedures(), p.doctors(), p.packages()
+    assert (len(profiles), len(popular)) == (1, 1)
+    assert profiles == [p.fingerprint]
+    # the page's own event: the next list is ranked from a profile that has it
+    assert p.track("view", "procedure", 7)
+    p.procedures()
+    assert (len(profiles), len(popular)) == (2, 2)
+    # each list shown is remembered once, stamped with the time the lists were read
+    assert sorted(e["content_type"] for e in shown) == [
+        "categories",
+        "doctors",
+        "packages",
+        "procedures",
+        "procedures",
+    ]
+    assert len({e["at"] for e in shown[:4]}) == 1 and shown[0]["at"] is not None

@@ -125,7 +125,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         impossible = (
             on_sqlite
             and (params.get("path_store") == "copy" or item.get_closest_marker("postgresql_only"))
-        ) or (not on_sqlite and params.get("path_store") == "executemany")
+        ) or (params.get("database_url") == "postgresql" and "executemany" in params.values())
         (dropped if impossible else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from penchant.storage.reporting import Exposure, record_exposures, session_counts
@@ -19,9 +20,14 @@ def _exposure(page_view: str, content_type: str, ids: tuple[int, ...]) -> Exposu
     return Exposure(USER, "s1", page_view, "personalized", content_type, ids, NOW)
 
 
-def test_a_page_views_lists_make_one_row_and_count_each_list(database_url: str) -> None:
+@pytest.mark.parametrize("sqlite_path", ["one statement", "executemany"])
+def test_a_page_views_lists_make_one_row_and_count_each_list(
+    database_url: str, sqlite_path: str
+) -> None:
     store = Store(database_url)
     store.create_all()
+    if sqlite_path == "executemany":
+        store._sqlite_json = False
     shown = [
         _exposure("pv1", "procedures", (3, 1)),
         _exposure("pv1", "categories", (2,)),

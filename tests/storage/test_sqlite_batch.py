@@ -129,3 +129,57 @@ def test_a_non_datetime_timestamp_is_dead_lettered(
     result = sqlite_store.record([ev(visitor(1), 10), bad], deltas, rate)
     assert (result.stored, result.dead_lettered) == (1, 1)
     assert result.failed == (bad,)
+
+
+def affinity_rows(store: Store) -> list[tuple[object, ...]]:
+    path = store.url.database
+    assert path is not None
+    with sqlite3.connect(path) as db:
+        return db.execute(
+            "SELECT user_id, category_id, affinity_score, raw_score, last_updated"
+            " FROM user_category_affinity ORDER BY user_id, category_id"
+        ).fetchall()
+
+
+def test_the_set_based_affinity_upsert_stores_what_the_per_row_upsert_stores(
+    tmp_path: Path, ev: Event, deltas: Deltas, rate: float, t0: datetime
+) -> None:
+    stores = [Store(f"sqlite:///{tmp_path / name}.db") for name in ("set", "rows")]
+    set_based, per_row = stores
+    assert set_based._sqlite_set_upsert, "this SQLite lacks pow() or upsert row values"
+    per_row._sqlite_set_upsert = False
+    used: list[str] = []
+    real = Store._apply_deltas_sqlite
+
+    def counted(self: Store, *args: object) -> None:
+        used.append(str(self.url.database))
+        real(self, *args)  # type: ignore[arg-type]
+
+    kinds = ["view", "click", "search", "form_submit"]
+    targets = [("procedure", 10), ("procedure", 20), ("doctor", 100), ("procedure", 30)]
+    try:
+        for store in stores:
+            store.create_all()
+        Store._apply_deltas_sqlite = counted  # type: ignore[method-assign]
+        for day in range(15):
+            # uneven gaps: fractions of a second, hours, and events older than the row
+            batch = [
+                ev(
+                    visitor((day + i) % 5),
+                    targets[(day * 7 + i) % 4][1],
+                    target_type=targets[(day * 7 + i) % 4][0],
+                    at=t0 + timedelta(days=day, seconds=i * 3607.123457 - (i % 3) * 7200),
+                    kind=kinds[(day + i) % 4],
+                    extra_data={"categories": [2, 3]} if (day + i) % 4 == 2 else None,
+                )
+                for i in range(day % 4 + 1)
+            ]
+            for store in stores:
+                store.record(batch, deltas, rate)
+    finally:
+        Store._apply_deltas_sqlite = real  # type: ignore[method-assign]
+        for store in stores:
+            store.dispose()
+    assert used and set(used) == {set_based.url.database}
+    # the same text, the same floats to the last bit
+    assert affinity_rows(set_based) == affinity_rows(per_row) != []
