@@ -145,3 +145,49 @@ def test_a_process_that_writes_but_never_reads_keeps_no_growing_set(database_url
     penchant._feed.remember_own([OWN_CHANGES_KEPT + 10])
     assert len(penchant._feed.own) <= OWN_CHANGES_KEPT
     penchant.close()
+
+
+def test_a_profile_read_while_a_write_finishes_is_not_cached(database_url: str) -> None:
+    """The read may predate the write; caching it would hide the visitor's own event
+    until the cache expires (the change feed skips a process's own writes)."""
+    here, _, _ = _pair(database_url)
+    visitor = "w" * 32
+    load = here._load_profile
+    reads: list[int] = []
+
+    def read_then_write_lands(user_id: str) -> Any:
+        profile = load(user_id)  # before the event is stored
+        reads.append(len(profile.history))
+        if len(reads) == 1:
+            assert here.track("click", "procedure", 2, user_id=visitor)
+            assert here.flush(timeout=10)  # stored, and let go of by the overlay
+        return profile
+
+    here._load_profile = read_then_write_lands  # type: ignore[method-assign]
+    assert list(here.profile(visitor).history) == []
+    # the next read goes to the database, which has the click
+    assert [h.target_id for h in here.profile(visitor).history] == [2]
+    assert reads == [0, 1]
+    here.close()
+
+
+def test_a_profile_read_while_erasing_is_not_cached(database_url: str) -> None:
+    here, _, _ = _pair(database_url)
+    visitor = "x" * 32
+    assert here.track("click", "procedure", 2, user_id=visitor)
+    assert here.flush(timeout=10)
+    load = here._load_profile
+    reads: list[int] = []
+
+    def read_then_erased(user_id: str) -> Any:
+        profile = load(user_id)
+        reads.append(len(profile.history))
+        if len(reads) == 1:
+            here.erase(visitor)
+        return profile
+
+    here._load_profile = read_then_erased  # type: ignore[method-assign]
+    assert len(here.profile(visitor).history) == 1  # read just before the erasure
+    assert list(here.profile(visitor).history) == []  # not served from the cache
+    assert reads == [1, 0]
+    here.close()

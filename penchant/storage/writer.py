@@ -349,8 +349,12 @@ class Writer:
                     return None
                 waited_since = None
                 self._cond.wait(self._flush_interval)
-        take = min(self._batch_size, len(self._queue))
-        self._batch = [self._queue.popleft() for _ in range(take)]
+        queue = self._queue
+        if len(queue) <= self._batch_size:  # all of it: one copy while submits wait
+            self._batch = list(queue)
+            queue.clear()
+        else:
+            self._batch = [queue.popleft() for _ in range(self._batch_size)]
         return self._batch
 
     def _write(self, batch: list[tuple[int, Interaction]]) -> None:

@@ -6,9 +6,11 @@ import dataclasses
 import inspect
 import os
 import re
+import threading
 import warnings
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -24,7 +26,7 @@ from penchant.engine.privacy import scrub
 from penchant.engine.validation import storable_text
 from penchant.middleware.core import PATH_CACHE, stored_path
 from penchant.middleware.facts import RequestFacts
-from tests.middleware.hosts import PLAIN, Client, rows
+from tests.middleware.hosts import PLAIN, Client, make_penchant, rows
 
 IP = "203.0.113.7"
 
@@ -217,3 +219,50 @@ def test_interaction_constructor_keeps_the_dataclass_contract() -> None:
     with pytest.raises(TypeError):
         Interaction("u", "s", "view")  # type: ignore[call-arg]
     assert dataclasses.replace(by_keyword, target_id=4).target_id == 4
+
+
+# ---------------------------------------------------------------- sessions
+def test_sessions_from_many_threads_stay_consistent_and_bounded(tmp_path: Path) -> None:
+    """Request threads of a threaded server share the session map without a lock."""
+    penchant = make_penchant(f"sqlite:///{tmp_path / 's.db'}", affinity_cache_size=50)
+    t0 = datetime(2026, 11, 30, 12, 0, 0)
+    errors: list[BaseException] = []
+    seen: dict[tuple[int, int], set[str]] = {}
+    lock = threading.Lock()
+
+    def visit(worker: int) -> None:
+        try:
+            for n in range(3000):
+                visitor = (worker * 7 + n) % 40  # 40 visitors fit in 50: none evicted
+                sid = penchant.session_id(f"{visitor:032x}", t0 + timedelta(milliseconds=n))
+                with lock:
+                    seen.setdefault((visitor, 0), set()).add(sid)
+        except BaseException as exc:
+            errors.append(exc)
+
+    def flood(worker: int) -> None:
+        try:  # visitors that do not fit, evicted all the time
+            for n in range(3000):
+                penchant.session_id(f"{worker}-{n}".ljust(32, "x"), t0)
+        except BaseException as exc:
+            errors.append(exc)
+
+    for target in (visit, flood):
+        threads = [threading.Thread(target=target, args=(w,)) for w in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    penchant.close(timeout=5.0)
+    assert errors == []
+    assert len(penchant._sessions) <= 50
+    # within the timeout each visitor keeps one session, derived from its start
+    assert len(seen) == 40
+    for (visitor, _), ids in seen.items():
+        assert len(ids) == 1, (visitor, ids)
+    # past the timeout a visitor gets a new one
+    late = t0 + timedelta(seconds=penchant.settings.session_timeout + 60)
+    first = next(iter(seen[(0, 0)]))
+    again = penchant.session_id(f"{0:032x}", late)
+    assert again != first
+    assert penchant.session_id(f"{0:032x}", late + timedelta(seconds=1)) == again
