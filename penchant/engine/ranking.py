@@ -99,21 +99,28 @@ class Reason:
 
     kind: ReasonKind
     source: Item | Category | None = None  # the item co-viewed, or the category
+    #: The sentence shown for it, made once: a page renders each reason it shows.
+    text: str = field(init=False, repr=False, compare=False)
 
-    def __str__(self) -> str:
+    def __post_init__(self) -> None:
         name = self.source.name if self.source is not None else ""
         if self.kind == "co_viewed" and name:
-            return f"Because you viewed {name}"
-        if self.kind == "category_affinity" and name:
-            return f"Because you like {name}"
-        if self.kind == "contextual" and name:
-            return f"Related to {name}"
-        if name:
-            return f"Popular in {name}"
-        return "Popular"
+            text = f"Because you viewed {name}"
+        elif self.kind == "category_affinity" and name:
+            text = f"Because you like {name}"
+        elif self.kind == "contextual" and name:
+            text = f"Related to {name}"
+        elif name:
+            text = f"Popular in {name}"
+        else:
+            text = "Popular"
+        object.__setattr__(self, "text", text)
+
+    def __str__(self) -> str:
+        return self.text
 
     def as_dict(self) -> dict[str, object]:
-        out: dict[str, object] = {"kind": self.kind, "text": str(self)}
+        out: dict[str, object] = {"kind": self.kind, "text": self.text}
         if self.source is not None:
             out["source"] = {
                 "type": self.source.target_type,
