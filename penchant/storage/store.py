@@ -71,6 +71,7 @@ ItemKey = tuple[str, int]
 _UNION_CHUNK = 50  # per-visitor / per-item subqueries glued into one round trip
 _MAX_ERROR_CHARS = 500
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+_WRITER_CACHE_KIB = 16384  # SQLite pages cached by the write connection (default 2 MB)
 _TRANSIENT_RETRIES = 3  # deadlock or serialization failure: retry the transaction at once
 
 # SQLite takes a whole batch in one statement: the rows go in as one JSON array and
@@ -572,6 +573,7 @@ def _after_fork_in_child() -> None:
     # the parent's pooled connections belong to the parent: forget them, do not close them
     for store in list(_stores):
         store._engine.dispose(close=False)
+        store._write_engine.dispose(close=False)
 
 
 if hasattr(os, "register_at_fork"):
@@ -609,10 +611,16 @@ class Store:
         try:
             if self.dialect == "sqlite":
                 self._engine = self._sqlite_engine(url, statement_timeout, pool_timeout)
+                self._write_engine = (
+                    self._engine
+                    if self._memory_lock is not None
+                    else self._sqlite_engine(url, statement_timeout, pool_timeout, writes=True)
+                )
             elif self.dialect == "postgresql":
                 self._engine = self._postgres_engine(
                     url, connect_timeout, statement_timeout, pool_timeout
                 )
+                self._write_engine = self._engine
             else:
                 raise StoreError(
                     f"unsupported database {self.dialect!r}; use sqlite:/// or postgresql://"
@@ -649,7 +657,14 @@ class Store:
     def engine(self) -> Engine:
         return self._engine
 
-    def _sqlite_engine(self, url: URL, busy_timeout: float, pool_timeout: float) -> Engine:
+    def _sqlite_engine(
+        self, url: URL, busy_timeout: float, pool_timeout: float, *, writes: bool = False
+    ) -> Engine:
+        """The engine for reads, or with ``writes`` the one for writes: a single
+        connection (SQLite lets one connection write at a time anyway), waited for
+        as long as SQLite's lock would be, with 16 MB of cached pages (default 2 MB)
+        so that index pages the next batch touches again stay in memory instead of
+        being read back from the WAL file."""
         memory = url.database in (None, "", ":memory:")
         kwargs: dict[str, Any] = {
             "connect_args": {"check_same_thread": False, "timeout": busy_timeout}
@@ -658,11 +673,11 @@ class Store:
             # one shared connection, so every thread sees the same in-memory database
             kwargs["poolclass"] = StaticPool
             self._memory_lock = threading.RLock()
+        elif writes:
+            kwargs.update(pool_size=1, max_overflow=0, pool_timeout=busy_timeout)
         else:
             kwargs["pool_timeout"] = pool_timeout
-            # the connection used last is handed out next: the writer's batches keep
-            # one connection, whose page cache stays valid while no one else writes
-            kwargs["pool_use_lifo"] = True
+            kwargs["pool_use_lifo"] = True  # the connection used last, its cache warm
         engine = sa.create_engine(url, **kwargs)
         busy_ms = int(busy_timeout * 1000)
 
@@ -682,9 +697,8 @@ class Store:
                 # checkpoint every ~40 MB of WAL, not every 4 MB: an index page written by
                 # many batches is copied back once (about a sixth less CPU per stored event)
                 cursor.execute("PRAGMA wal_autocheckpoint = 10000")
-                # 16 MB of pages (default 2 MB): index pages the writer touches again in the
-                # next batch stay in memory instead of being read back from the WAL file
-                cursor.execute("PRAGMA cache_size = -16384")
+                if writes:
+                    cursor.execute(f"PRAGMA cache_size = -{_WRITER_CACHE_KIB}")
             cursor.close()
 
         @event.listens_for(engine, "begin")
@@ -730,7 +744,8 @@ class Store:
         """
         guard: AbstractContextManager[Any] = self._memory_lock or nullcontext()
         try:
-            with guard, self._engine.connect() as conn:
+            engine = self._write_engine if write else self._engine
+            with guard, engine.connect() as conn:
                 if write:
                     conn.execution_options(penchant_write=True)
                 if staging:
@@ -756,6 +771,8 @@ class Store:
 
     def dispose(self) -> None:
         self._engine.dispose()
+        if self._write_engine is not self._engine:
+            self._write_engine.dispose()
 
     def ping(self) -> bool:
         try:

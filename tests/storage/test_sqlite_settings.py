@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from penchant.storage.store import Store
@@ -27,23 +28,35 @@ def test_sqlite_file_connections_use_wal_and_infrequent_checkpoints(tmp_path: Pa
         "synchronous": 1,  # NORMAL: no fsync per commit in WAL mode, never corrupt
         "wal_autocheckpoint": 10000,
         "mmap_size": 268435456,
-        "cache_size": -16384,  # KiB: 16 MB of cached pages per connection
+        "cache_size": -2000,  # SQLite's default (KiB) for reading connections
     }
 
 
-def test_the_connection_returned_last_is_handed_out_next(tmp_path: Path) -> None:
-    """One thread's transactions one after another keep one connection (and its
-    page cache), even after other connections were opened."""
+def test_writes_share_one_connection_with_a_larger_cache(tmp_path: Path) -> None:
+    """SQLite lets one connection write at a time: the writer keeps one connection,
+    and its page cache, from batch to batch; reads use the others."""
     store = Store(f"sqlite:///{tmp_path / 'pool.db'}")
     store.create_all()
     try:
-        with store.engine.connect() as a, store.engine.connect() as b:
-            opened = {id(a.connection.dbapi_connection), id(b.connection.dbapi_connection)}
-        assert len(opened) == 2
-        seen = []
+        writers = set()
         for _ in range(5):
             with store._begin(write=True) as conn:
-                seen.append(id(conn.connection.dbapi_connection))
-        assert len(set(seen)) == 1 and seen[0] in opened
+                writers.add(id(conn.connection.dbapi_connection))
+                cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+        assert len(writers) == 1
+        assert cache == -16384  # KiB: 16 MB
+        with store._begin() as conn:
+            assert id(conn.connection.dbapi_connection) not in writers
+        # a second writer thread waits for the connection, then writes
+        done: list[str] = []
+        with store._begin(write=True):
+            thread = threading.Thread(
+                target=lambda: done.append(store.set_meta_if_absent("probe", "yes"))
+            )
+            thread.start()
+            thread.join(0.3)
+            assert done == []  # still waiting
+        thread.join(10)
+        assert done == ["yes"]
     finally:
         store.dispose()
