@@ -132,7 +132,6 @@ def insertion_order(store: Store) -> list[str]:
 ORDER_IDS = ["b" * 32, "B" * 32, "é" + "a" * 31, "z" * 32, "a" * 32]
 
 
-@pytest.mark.postgresql_only  # SQLite has one writer at a time: no lock order to keep
 def test_rows_are_inserted_in_lock_order(
     path_store: Store, ev: Event, deltas: Deltas, rate: float
 ) -> None:
