@@ -19,8 +19,8 @@ Then each adapter is called directly in a loop, wrapped and bare, for the
 microseconds penchant adds per request. With ``--json`` the last line is one
 JSON object.
 
-Bounded: under 2 minutes in full, under 30 s with ``--quick`` (template page
-only). Loopback only.
+Bounded: about 2.5 minutes in full, under a minute with ``--quick`` (no minimal
+page, one round). Loopback only.
 """
 
 from __future__ import annotations
