@@ -560,7 +560,9 @@ def added_microseconds(database_url: str, n: int, rounds: int) -> dict[str, floa
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.overhead", description=__doc__)
     parser.add_argument(
-        "--quick", action="store_true", help="the template page only, shorter runs (under 30 s)"
+        "--quick",
+        action="store_true",
+        help="no minimal page, one round of shorter runs (under a minute)",
     )
     parser.add_argument("--json", action="store_true", help="last line: one JSON object")
     parser.add_argument(
