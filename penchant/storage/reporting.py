@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import sqlalchemy as sa
 
 from penchant.engine.report import SessionCounts
 from penchant.storage.schema import exposures, user_interactions
-from penchant.storage.store import SQLiteBatch, Store
+from penchant.storage.store import SQLiteBatch, Store, sqlite_time
 
 __all__ = ["Exposure", "funnel_sessions", "record_exposures", "session_counts"]
 
@@ -64,7 +64,7 @@ def record_exposures(store: Store, batch: Sequence[Exposure]) -> int:
     with store._begin(write=True) as conn:
         if store.dialect == "sqlite":
             # one statement for the batch: exposures come with every recommending page view
-            ready = [(*r[:-1], _sqlite_time(r[-1])) for r in rows]
+            ready = [(*r[:-1], sqlite_time(r[-1])) for r in rows]
             inserted = _SQLITE_EXPOSURES.insert(conn, ready, use_json=store._sqlite_json)
         else:
             statement = (
@@ -91,13 +91,6 @@ _SQLITE_EXPOSURES = SQLiteBatch(
     exposures.name, _COLUMNS, "ON CONFLICT (user_id, page_view_id, content_type) DO NOTHING"
 )
 _encode_items = json.JSONEncoder(separators=(",", ":")).encode
-
-
-def _sqlite_time(moment: datetime) -> str:
-    """A datetime as SQLAlchemy stores a ``DateTime`` in SQLite (naive UTC)."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment.isoformat(" ", "microseconds")
 
 
 def session_counts(store: Store, since: datetime) -> list[SessionCounts]:

@@ -70,7 +70,6 @@ ItemKey = tuple[str, int]
 
 _UNION_CHUNK = 50  # per-visitor / per-item subqueries glued into one round trip
 _MAX_ERROR_CHARS = 500
-_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 _WRITER_CACHE_KIB = 16384  # SQLite pages cached by the write connection (default 2 MB)
 _TRANSIENT_RETRIES = 3  # deadlock or serialization failure: retry the transaction at once
 
@@ -302,6 +301,12 @@ def _naive_utc(moment: datetime) -> datetime:
     if moment.tzinfo is not None:
         return moment.astimezone(UTC).replace(tzinfo=None)
     return moment
+
+
+def sqlite_time(moment: datetime) -> str:
+    """A datetime as SQLAlchemy stores a ``DateTime`` in SQLite: naive UTC text
+    with six fractional digits (so that text order is time order)."""
+    return _naive_utc(moment).isoformat(" ", "microseconds")
 
 
 def _is_unavailable(exc: BaseException) -> bool:
@@ -866,8 +871,6 @@ class Store:
         moment = event_.timestamp
         if type(moment) is not datetime:
             raise TypeError(f"timestamp must be a datetime, not {type(moment).__name__}")
-        if moment.tzinfo is not None:
-            moment = moment.astimezone(UTC).replace(tzinfo=None)
         target = event_.target_id
         if target is not None and (
             type(target) is not int or not _INT64_MIN <= target <= _INT64_MAX
@@ -881,7 +884,7 @@ class Store:
             event_.target_type,
             target,
             _json_text(event_.extra_data),
-            moment.isoformat(" ", "microseconds"),
+            sqlite_time(moment),
             event_.event_id,
         )
 
@@ -1116,8 +1119,8 @@ class Store:
             }
             if self._upsert_positions is not None:
                 # SQLite: the same text format SQLAlchemy stores DateTime columns in
-                params["p_first"] = first.strftime(_SQLITE_DATETIME)
-                params["p_last"] = last.strftime(_SQLITE_DATETIME)
+                params["p_first"] = sqlite_time(first)
+                params["p_last"] = sqlite_time(last)
                 rows.append(tuple(params[name] for name in self._upsert_positions))
             else:
                 rows.append(params)
@@ -1131,8 +1134,8 @@ class Store:
             (
                 d.user_id,
                 int(d.category_id),
-                _naive_utc(d.first).isoformat(" ", "microseconds"),
-                _naive_utc(d.last).isoformat(" ", "microseconds"),
+                sqlite_time(d.first),
+                sqlite_time(d.last),
                 float(d.scale),
                 float(d.add),
                 float(d.cap),
@@ -1288,7 +1291,7 @@ class Store:
                 )
             else:
                 # the text SQLAlchemy stores a SQLite DateTime as
-                stamp = when.isoformat(sep=" ", timespec="microseconds")
+                stamp = sqlite_time(when)
                 rows = [(*pair, stamp) for pair in pairs]
                 _SQLITE_NEIGHBOURS.insert(conn, rows, use_json=self._sqlite_json)
 
