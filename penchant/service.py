@@ -850,9 +850,8 @@ class Penchant:
         variant: Variant | None = None,
         context: tuple[str, int] | None = None,
     ) -> list[Recommendation]:
-        """Ranked recommendations for one visitor (popular for ``None``); never raises."""
-        if content_type not in CONTENT_TYPES:
-            raise ValueError(f"unknown content type {content_type!r}")
+        """Ranked recommendations for one visitor (popular for ``None``); never raises
+        but a ValueError for an unknown content type."""
         return self._recommend(content_type, user_id, limit, variant, context, None)
 
     def _recommend(
