@@ -42,15 +42,20 @@ def sqlite_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sto
         store.dispose()
 
 
-def raw_rows(store: Store) -> list[tuple[object, ...]]:
-    """The rows as SQLite holds them (no SQLAlchemy type processing), in rowid order."""
+def raw(store: Store, sql: str) -> list[tuple[object, ...]]:
+    """Rows as SQLite holds them (no SQLAlchemy type processing)."""
     path = store.url.database
     assert path is not None
     with sqlite3.connect(path) as db:
-        return db.execute(
-            "SELECT user_id, target_id, typeof(target_id), extra_data, timestamp, event_id"
-            " FROM user_interactions ORDER BY id"
-        ).fetchall()
+        return db.execute(sql).fetchall()
+
+
+def raw_rows(store: Store) -> list[tuple[object, ...]]:
+    return raw(
+        store,
+        "SELECT user_id, target_id, typeof(target_id), extra_data, timestamp, event_id"
+        " FROM user_interactions ORDER BY id",
+    )
 
 
 def test_rows_are_stored_as_sqlalchemy_stores_them(
@@ -132,13 +137,11 @@ def test_a_non_datetime_timestamp_is_dead_lettered(
 
 
 def affinity_rows(store: Store) -> list[tuple[object, ...]]:
-    path = store.url.database
-    assert path is not None
-    with sqlite3.connect(path) as db:
-        return db.execute(
-            "SELECT user_id, category_id, affinity_score, raw_score, last_updated"
-            " FROM user_category_affinity ORDER BY user_id, category_id"
-        ).fetchall()
+    return raw(
+        store,
+        "SELECT user_id, category_id, affinity_score, raw_score, last_updated"
+        " FROM user_category_affinity ORDER BY user_id, category_id",
+    )
 
 
 def test_the_set_based_affinity_upsert_stores_what_the_per_row_upsert_stores(
