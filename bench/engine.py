@@ -32,7 +32,7 @@ from penchant.engine.affinity import AffinityDelta, fold
 from penchant.engine.catalog import Catalog, Category, Item
 from penchant.engine.events import Interaction
 from penchant.storage.schema import user_category_affinity, user_interactions
-from penchant.storage.store import Store
+from penchant.storage.store import INTERACTION_COLUMNS, Store
 
 __all__ = ["Result", "main", "run"]
 
@@ -162,16 +162,7 @@ def _probe(p: int) -> str:
     return f"{0xABCDEF:06x}{p:026x}"
 
 
-_COLUMNS = (
-    "user_id",
-    "session_id",
-    "interaction_type",
-    "target_type",
-    "target_id",
-    "extra_data",
-    "timestamp",
-    "event_id",
-)
+_COLUMNS = INTERACTION_COLUMNS
 
 
 def _bulk_insert(store: Store, rows: Iterator[tuple[object, ...]]) -> None:

@@ -45,6 +45,7 @@ from bench._common import (
     synthetic_catalog,
     wait_for_port,
 )
+from penchant.storage.store import INTERACTION_COLUMNS
 
 __all__ = ["main"]
 
@@ -52,16 +53,7 @@ SECRET = "bench-secret"
 VISITORS = 1000
 EVENTS_PER_BEACON = 20
 BEACON = "/personalization/track-interaction"
-COLUMNS = (
-    "user_id",
-    "session_id",
-    "interaction_type",
-    "target_type",
-    "target_id",
-    "extra_data",
-    "timestamp",
-    "event_id",
-)
+COLUMNS = INTERACTION_COLUMNS
 
 
 def _settings(database_url: str) -> dict[str, Any]:

@@ -329,18 +329,23 @@ def wrk_load(port: int, seconds: float, connections: int, script: str) -> float:
     return rps
 
 
+def _page_view(conn: Any, visitor: int) -> None:
+    """GET / as visitor ``visitor`` of the load on a keep-alive connection; 200 or raise."""
+    ua = f"Mozilla/5.0 (X11; Linux x86_64) BenchBrowser/{visitor % VISITORS}"
+    conn.request("GET", "/", headers={"User-Agent": ua, "Accept-Language": "en"})
+    response = conn.getresponse()
+    response.read()
+    if response.status != 200:
+        raise RuntimeError(f"status {response.status}")
+
+
 def _python_worker(port: int, deadline: float, offset: int, counts: list[int]) -> None:
     import http.client
 
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     n = 0
     while time.monotonic() < deadline:
-        ua = f"Mozilla/5.0 (X11; Linux x86_64) BenchBrowser/{(offset + n) % VISITORS}"
-        conn.request("GET", "/", headers={"User-Agent": ua, "Accept-Language": "en"})
-        response = conn.getresponse()
-        response.read()
-        if response.status != 200:
-            raise RuntimeError(f"status {response.status}")
+        _page_view(conn, offset + n)
         n += 1
     conn.close()
     counts.append(n)
@@ -429,12 +434,7 @@ def _each_visitor_once(port: int) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         for n in range(VISITORS):
-            ua = f"Mozilla/5.0 (X11; Linux x86_64) BenchBrowser/{n}"
-            conn.request("GET", "/", headers={"User-Agent": ua, "Accept-Language": "en"})
-            response = conn.getresponse()
-            response.read()
-            if response.status != 200:
-                raise RuntimeError(f"status {response.status}")
+            _page_view(conn, n)
     finally:
         conn.close()
 

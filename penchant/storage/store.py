@@ -53,6 +53,7 @@ from penchant.storage.schema import (
 )
 
 __all__ = [
+    "INTERACTION_COLUMNS",
     "DeltasFor",
     "ItemKey",
     "PurgeResult",
@@ -78,7 +79,8 @@ _TRANSIENT_RETRIES = 3  # deadlock or serialization failure: retry the transacti
 # interpreter lock once per batch, not once per row as the driver's executemany
 # does (each time making the request thread wait to take it back). The values are
 # made ready by the caller: no per-row statement compiling or type processing.
-_SQLITE_COLUMNS = (
+#: The columns of a stored interaction, in the order the batch paths write them.
+INTERACTION_COLUMNS = (
     "user_id",
     "session_id",
     "interaction_type",
@@ -135,7 +137,7 @@ class SQLiteBatch:
 
 
 _SQLITE_INTERACTIONS = SQLiteBatch(
-    "user_interactions", _SQLITE_COLUMNS, "ON CONFLICT (user_id, event_id) DO NOTHING"
+    "user_interactions", INTERACTION_COLUMNS, "ON CONFLICT (user_id, event_id) DO NOTHING"
 )
 # the batch's new rows: SQLite gives each new row the largest rowid so far, and the
 # writer holds the write lock, so the last ``n`` rowids are this batch's ``n`` rows
@@ -866,7 +868,7 @@ class Store:
 
     @staticmethod
     def _sqlite_row(event_: Interaction) -> tuple[Any, ...]:
-        """The row as the driver takes it, in :data:`_SQLITE_COLUMNS` order; the
+        """The row as the driver takes it, in :data:`INTERACTION_COLUMNS` order; the
         timestamp as SQLAlchemy stores a ``DateTime`` in SQLite."""
         moment = event_.timestamp
         if type(moment) is not datetime:
