@@ -43,6 +43,7 @@ from bench._common import (
     machine,
     run_wrk,
     synthetic_catalog,
+    visitor_agent,
     wait_for_port,
 )
 from penchant.storage.store import INTERACTION_COLUMNS
@@ -116,7 +117,7 @@ def _visitor_tokens(database_url: str) -> list[tuple[str, str]]:
     core = Core(penchant)
     out = []
     for i in range(VISITORS):
-        ua = f"Mozilla/5.0 (X11; Linux x86_64) BenchBrowser/{i}"
+        ua = visitor_agent(i)
         user_id = core._compute_fingerprint(ua, "127.0.0.1", "en")
         out.append((ua, core.signers().page_token(user_id)))
     return out

@@ -29,7 +29,7 @@ import tempfile
 import time
 from typing import Any
 
-from bench._common import fresh_pg_database, machine, synthetic_catalog
+from bench._common import fresh_pg_database, machine, synthetic_catalog, visitor_agent
 
 __all__ = ["main"]
 
@@ -78,7 +78,7 @@ def _scope(i: int) -> dict[str, Any]:
         "root_path": "",
         "headers": [
             (b"host", b"127.0.0.1"),
-            (b"user-agent", f"Mozilla/5.0 (X11; Linux x86_64) BenchBrowser/{visitor}".encode()),
+            (b"user-agent", visitor_agent(visitor).encode()),
             (b"accept-language", b"en"),
             (b"accept", b"text/html"),
         ],

@@ -42,7 +42,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench._common import free_port, run_wrk, wait_for_port
+from bench._common import AGENT, free_port, run_wrk, visitor_agent, wait_for_port
 
 __all__ = ["main"]
 
@@ -259,7 +259,7 @@ def _returning_visitors(penchant: Any) -> None:
 
     core = Core(penchant)
     for n in range(VISITORS):
-        ua = f"Mozilla/5.0 (X11; Linux x86_64) BenchBrowser/{n}"
+        ua = visitor_agent(n)
         user_id = core._compute_fingerprint(ua, "127.0.0.1", "en")
         for k in range(5):
             target = "procedure" if k % 2 == 0 else "doctor"
@@ -300,6 +300,7 @@ def measure_gunicorn(
     )
     try:
         wait_for_port(port)
+        _each_visitor_once(port)
         load(port, warmup, connections)
         return load(port, seconds, connections)
     finally:
@@ -316,7 +317,7 @@ WRK_SCRIPT = """
 local n = 0
 request = function()
   n = n + 1
-  local ua = "Mozilla/5.0 (X11; Linux x86_64) BenchBrowser/" .. (n %% %d)
+  local ua = string.format("%s", n %% %d)
   return wrk.format("GET", "/", {["User-Agent"] = ua, ["Accept-Language"] = "en"})
 end
 """
@@ -331,7 +332,7 @@ def wrk_load(port: int, seconds: float, connections: int, script: str) -> float:
 
 def _page_view(conn: Any, visitor: int) -> None:
     """GET / as visitor ``visitor`` of the load on a keep-alive connection; 200 or raise."""
-    ua = f"Mozilla/5.0 (X11; Linux x86_64) BenchBrowser/{visitor % VISITORS}"
+    ua = visitor_agent(visitor % VISITORS)
     conn.request("GET", "/", headers={"User-Agent": ua, "Accept-Language": "en"})
     response = conn.getresponse()
     response.read()
@@ -406,10 +407,10 @@ def measure_server(
     server = subprocess.Popen([sys.executable, "-c", code], cwd=root)
     try:
         wait_for_port(port)
-        if page == "recommend":
-            # Returning visitors: each one's first page (ranking its lists) comes before
-            # the load, in every mode alike; bench.latency times ranking from cold.
-            _each_visitor_once(port)
+        # Returning visitors: each one's first page comes before the load, in every
+        # mode alike (what a visitor costs the first time it is seen: the crawler
+        # check, the fingerprint, ranking its lists, is printed on its own).
+        _each_visitor_once(port)
         load(port, warmup, connections)
         cpu_before = _cpu_seconds(server.pid)
         rps = load(port, seconds, connections)
@@ -450,7 +451,7 @@ def _cpu_seconds(pid: int) -> float:
 
 # --------------------------------------------------------------- in-process
 def _scope(n: int) -> dict[str, Any]:
-    ua = f"Mozilla/5.0 (X11; Linux x86_64) BenchBrowser/{n % VISITORS}".encode()
+    ua = visitor_agent(n).encode()
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -472,17 +473,23 @@ def _scope(n: int) -> dict[str, Any]:
     }
 
 
-async def _drive_asgi(app: Any, n: int) -> float:
+async def _drive_asgi(app: Any, n: int, first: int | None = None) -> float:
+    """Seconds per request over ``n`` requests of the load's visitors, or (``first``)
+    of ``n`` visitors never seen before, numbered from ``first``."""
+
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
     async def send(message: dict[str, Any]) -> None:
         return None
 
-    scopes = [_scope(i) for i in range(VISITORS)]
+    if first is None:
+        scopes = [_scope(i) for i in range(VISITORS)]
+    else:
+        scopes = [_scope(first + i) for i in range(n)]
     start = time.perf_counter()
     for i in range(n):
-        await app(dict(scopes[i % VISITORS]), receive, send)
+        await app(dict(scopes[i % len(scopes)]), receive, send)
     return (time.perf_counter() - start) / n
 
 
@@ -504,7 +511,7 @@ def _drive_wsgi(app: Any, n: int) -> float:
             "SERVER_PORT": "8000",
             "REMOTE_ADDR": "127.0.0.1",
             "HTTP_HOST": "127.0.0.1",
-            "HTTP_USER_AGENT": f"Mozilla/5.0 (X11; Linux x86_64) BenchBrowser/{i}",
+            "HTTP_USER_AGENT": visitor_agent(i),
             "HTTP_ACCEPT_LANGUAGE": "en",
             "wsgi.url_scheme": "http",
         }
@@ -535,22 +542,29 @@ def added_microseconds(database_url: str, n: int, rounds: int) -> dict[str, floa
         wsgi_wrapped = penchant.wsgi(_bare_wsgi)
         asgi: list[float] = []
         wsgi: list[float] = []
+        first: list[float] = []
         # Warm: every visitor seen once (crawler check and fingerprint caches), writer started.
         asyncio.run(_drive_asgi(asgi_wrapped, VISITORS))
         _drive_wsgi(wsgi_wrapped, VISITORS)
         penchant.flush(timeout=30.0)
-        for _ in range(rounds):
+        for round_ in range(rounds):
             bare = asyncio.run(_drive_asgi(asgi_bare, n))
             wrapped = asyncio.run(_drive_asgi(asgi_wrapped, n))
             asgi.append((wrapped - bare) * 1e6)
             bare = _drive_wsgi(_bare_wsgi, n)
             wrapped = _drive_wsgi(wsgi_wrapped, n)
             wsgi.append((wrapped - bare) * 1e6)
+            # Visitors seen for the first time: crawler check and fingerprint from cold.
+            fresh = VISITORS * (2 + round_)
+            bare = asyncio.run(_drive_asgi(asgi_bare, VISITORS, first=fresh))
+            wrapped = asyncio.run(_drive_asgi(asgi_wrapped, VISITORS, first=fresh))
+            first.append((wrapped - bare) * 1e6)
             penchant.flush(timeout=30.0)
         # The least disturbed round: other processes on the machine only ever add time.
         return {
             "asgi_added_us": round(min(asgi), 1),
             "wsgi_added_us": round(min(wsgi), 1),
+            "asgi_first_visit_added_us": round(min(first), 1),
         }
     finally:
         penchant.close()
@@ -583,7 +597,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="penchant-bench-") as tmp:
         workdir = Path(tmp)
         script = workdir / "visitors.lua"
-        script.write_text(WRK_SCRIPT % VISITORS)
+        script.write_text(WRK_SCRIPT % (AGENT, VISITORS))
 
         def load(port: int, secs: float, conns: int) -> float:
             if use_wrk:
@@ -704,7 +718,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"added per request, adapter called directly: ASGI {micro['asgi_added_us']} us, "
-        f"WSGI {micro['wsgi_added_us']} us"
+        f"WSGI {micro['wsgi_added_us']} us; a visitor's first request (ASGI) "
+        f"{micro['asgi_first_visit_added_us']} us"
     )
     return 0
 

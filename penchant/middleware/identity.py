@@ -26,6 +26,7 @@ __all__ = [
     "OPT_OUT_COOKIE",
     "PAGE_TOKEN_MAX_AGE",
     "ClientAddress",
+    "CrawlerList",
     "Signers",
     "UrlPatterns",
     "cookie_header",
@@ -102,12 +103,56 @@ class ClientAddress:
 
 
 # --------------------------------------------------------------------- bots
+#: Syntax RE2 does not have (lookaround): patterns using it are searched with ``re``.
+_NOT_RE2 = ("(?=", "(?!", "(?<=", "(?<!")
+
+
+class CrawlerList:
+    """crawlerdetect's maintained lists, with its rule, searched by RE2.
+
+    crawlerdetect removes the usual browser tokens (its exclusions) and then
+    searches what is left for any of about 1,500 crawler patterns, as one
+    alternation. Python's ``re`` tries every alternative at every position:
+    150 to 500 us for an ordinary browser's User-Agent, paid for each agent the
+    first time it is seen. RE2 (google-re2) searches the same alternation as one
+    automaton, in a few microseconds. The exclusions stay with ``re`` (quick,
+    and the same ``sub`` as crawlerdetect's); the few patterns RE2 cannot read
+    (lookaround) are searched with ``re`` too. The answers are crawlerdetect's:
+    tests compare the two over every pattern of the list.
+    """
+
+    def __init__(self, crawlers: Sequence[str], exclusions: Sequence[str]) -> None:
+        import re2
+
+        options = re2.Options()
+        options.case_sensitive = False
+        plain = [p for p in crawlers if not any(s in p for s in _NOT_RE2)]
+        other = [p for p in crawlers if any(s in p for s in _NOT_RE2)]
+        self._exclusions = re.compile(f"({'|'.join(exclusions)})", re.IGNORECASE)
+        self._crawlers = re2.compile(f"(?:{'|'.join(plain)})", options=options)
+        self._others = re.compile(f"({'|'.join(other)})", re.IGNORECASE) if other else None
+
+    def __call__(self, user_agent: str) -> bool:
+        agent = self._exclusions.sub("", user_agent.strip())
+        if not agent:
+            return False
+        if self._crawlers.search(agent) is not None:
+            return True
+        return self._others is not None and self._others.search(agent) is not None
+
+
 @lru_cache(maxsize=1)
 def _detector() -> Callable[[str], bool]:
-    from crawlerdetect import CrawlerDetect
+    """The crawler check: :class:`CrawlerList`, or crawlerdetect's own without RE2."""
+    try:
+        from crawlerdetect.providers.crawlers import data as crawlers
+        from crawlerdetect.providers.exclusions import data as exclusions
 
-    detector = CrawlerDetect()
-    return detector.is_crawler  # type: ignore[no-any-return]
+        return CrawlerList(crawlers, exclusions)
+    except Exception:  # no google-re2 here, or a list RE2 cannot read
+        from crawlerdetect import CrawlerDetect
+
+        return CrawlerDetect().is_crawler  # type: ignore[no-any-return]
 
 
 @lru_cache(maxsize=4096)
