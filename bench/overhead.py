@@ -13,14 +13,18 @@ fixed lists, so the ratio is what asking penchant costs); and a minimal constant
 page (the worst case for any middleware, ``minimal_ratio_vs_bare``).
 One load tool drives all of them (wrk when installed, else a bounded Python load
 generator in another process; keep-alive connections, 1,000 distinct visitors).
-Besides requests per second, the server's CPU time per request is measured: on
-a shared machine it moves far less than throughput does (``cpu_ratio_vs_bare``).
-Then each adapter is called directly in a loop, wrapped and bare, for the
-microseconds penchant adds per request. With ``--json`` the last line is one
-JSON object.
+The servers of one page run at the same time and take turns under the load, a
+slice of a few seconds each, for several rounds (the order turning round each
+round): on a shared machine whose speed drifts from minute to minute, only
+slices run side by side compare, so each ratio is the median of the rounds'
+ratios. Every visitor's first page is served before the load, in every mode
+(what a new visitor costs is printed on its own). Besides requests per second,
+the server's CPU time per request is measured (``cpu_ratio_vs_bare``). Then each
+adapter is called directly in a loop, wrapped and bare, for the microseconds
+penchant adds per request. With ``--json`` the last line is one JSON object.
 
-Bounded: about 2.5 minutes in full, under a minute with ``--quick`` (no minimal
-page, one round). Loopback only.
+Bounded: about 3 minutes in full, about a minute with ``--quick`` (no minimal
+page, two rounds of 2 s slices). Loopback only.
 """
 
 from __future__ import annotations
@@ -66,6 +70,9 @@ PAGES = ("template", "recommend", "minimal")
 VISITORS = 1000
 SECRET = "bench-secret"
 MODES = ("bare", "penchant", "naive")
+#: Seconds after a slice of load on penchant: its writer's last batch lands before
+#: the next slice starts (flush_interval is 0.75 s).
+SETTLE = 1.0
 
 
 # --------------------------------------------------------------------- apps
@@ -278,19 +285,11 @@ def make_wsgi(mode: str, database_url: str) -> Any:
     return penchant.wsgi(_bare_wsgi)
 
 
-def measure_gunicorn(
-    mode: str,
-    database_url: str,
-    *,
-    seconds: float,
-    warmup: float,
-    connections: int,
-    load: Callable[[int, float, int], float],
-) -> float:
-    """Requests/s of one gunicorn worker (gthread, 4 threads: keep-alive like uvicorn)."""
+def start_gunicorn(mode: str, database_url: str) -> Server:
+    """One gunicorn worker (gthread, 4 threads: keep-alive like uvicorn), started."""
     port = free_port()
     root = Path(__file__).resolve().parent.parent
-    server = subprocess.Popen(
+    process = subprocess.Popen(
         [
             *(sys.executable, "-m", "gunicorn", "--workers", "1", "--worker-class", "gthread"),
             *("--threads", "4", "--bind", f"127.0.0.1:{port}", "--log-level", "warning"),
@@ -298,18 +297,7 @@ def measure_gunicorn(
         ],
         cwd=root,
     )
-    try:
-        wait_for_port(port)
-        _each_visitor_once(port)
-        load(port, warmup, connections)
-        return load(port, seconds, connections)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    return Server(mode, process, port, None, signal.SIGTERM)
 
 
 # --------------------------------------------------------------------- load
@@ -382,21 +370,44 @@ def _load_in_process(port: int, seconds: float, connections: int) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def measure_server(
-    mode: str,
-    page: str,
-    database_url: str,
-    *,
-    seconds: float,
-    warmup: float,
-    connections: int,
-    load: Callable[[int, float, int], float],
-    workdir: Path,
-) -> tuple[float, dict[str, Any]]:
-    if hasattr(os, "sync"):
-        # The last run's writes reach the disk first, not during this one: the naive
-        # tracker's commits must not be charged to whichever mode runs next.
-        os.sync()
+class Server:
+    """A server process under test: its mode, port, and how it is stopped."""
+
+    def __init__(
+        self,
+        mode: str,
+        process: subprocess.Popen[bytes],
+        port: int,
+        stats_path: Path | None,
+        stop_signal: int = signal.SIGINT,
+    ) -> None:
+        self.mode, self.process, self.port = mode, process, port
+        self.stats_path, self.stop_signal = stats_path, stop_signal
+
+    def cpu_seconds(self) -> float:
+        """CPU time of the server and its children (gunicorn's worker) so far."""
+        pids = [self.process.pid]
+        try:
+            children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+            pids += [int(p) for p in children.read_text().split()]
+        except (OSError, ValueError):
+            pass
+        return sum(_cpu_seconds(pid) for pid in pids)
+
+    def stop(self) -> dict[str, Any]:
+        """Stop it; the books it wrote at exit (penchant's), else {}."""
+        self.process.send_signal(self.stop_signal)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        path = self.stats_path
+        return json.loads(path.read_text()) if path is not None and path.exists() else {}
+
+
+def start_server(mode: str, page: str, database_url: str, workdir: Path) -> Server:
+    """uvicorn serving ``page`` in ``mode``, started (not yet listening, maybe)."""
     port = free_port()
     stats_path = workdir / f"stats-{mode}-{port}.json"
     root = Path(__file__).resolve().parent.parent
@@ -404,28 +415,47 @@ def measure_server(
         "import bench.overhead as b;"
         f"b.serve({mode!r}, {page!r}, {port}, {database_url!r}, {str(stats_path)!r})"
     )
-    server = subprocess.Popen([sys.executable, "-c", code], cwd=root)
-    try:
-        wait_for_port(port)
+    process = subprocess.Popen([sys.executable, "-c", code], cwd=root)
+    return Server(mode, process, port, stats_path)
+
+
+def measure_interleaved(
+    servers: Sequence[Server],
+    *,
+    seconds: float,
+    warmup: float,
+    rounds: int,
+    connections: int,
+    load: Callable[[int, float, int], float],
+) -> dict[str, list[tuple[float, float]]]:
+    """(requests/s, CPU us per request) per round for each server, the servers taking
+    turns: on a shared machine whose speed drifts by the minute, only slices run
+    side by side compare. The order turns round each round."""
+    for server in servers:
+        wait_for_port(server.port)
+    for server in servers:
         # Returning visitors: each one's first page comes before the load, in every
-        # mode alike (what a visitor costs the first time it is seen: the crawler
-        # check, the fingerprint, ranking its lists, is printed on its own).
-        _each_visitor_once(port)
-        load(port, warmup, connections)
-        cpu_before = _cpu_seconds(server.pid)
-        rps = load(port, seconds, connections)
-        cpu = _cpu_seconds(server.pid) - cpu_before
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-    stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
-    # CPU per request: unlike requests/s, hardly moved by other processes on the machine.
-    stats["cpu_us_per_request"] = cpu / max(1.0, rps * seconds) * 1e6
-    return rps, stats
+        # mode alike (what a visitor costs the first time it is seen, the crawler
+        # check and fingerprint and ranking its lists, is printed on its own).
+        _each_visitor_once(server.port)
+        load(server.port, warmup, connections)
+    out: dict[str, list[tuple[float, float]]] = {server.mode: [] for server in servers}
+    for round_ in range(rounds):
+        order = servers if round_ % 2 == 0 else list(reversed(servers))
+        for server in order:
+            if hasattr(os, "sync"):
+                # The naive tracker's commits reach the disk before the next slice,
+                # not during it.
+                os.sync()
+            before = server.cpu_seconds()
+            rps = load(server.port, seconds, connections)
+            if server.mode == "penchant":
+                # The writer's last batch lands (and is counted) before the next slice.
+                time.sleep(SETTLE)
+            cpu = server.cpu_seconds() - before
+            # CPU per request: the server's own, whichever other load the machine has.
+            out[server.mode].append((rps, cpu / max(1.0, rps * seconds) * 1e6))
+    return out
 
 
 def _each_visitor_once(port: int) -> None:
@@ -586,13 +616,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.quick:
-        pages, seconds, warmup, rounds, loops = ("template", "recommend"), 3.0, 1.0, 1, 2000
+        pages, seconds, warmup, rounds, loops = ("template", "recommend"), 2.0, 0.5, 2, 2000
     else:
-        pages, seconds, warmup, rounds, loops = PAGES, 4.0, 1.0, 2, 5000
+        pages, seconds, warmup, rounds, loops = PAGES, 3.0, 1.0, 4, 5000
     connections = 16
     use_wrk = shutil.which("wrk") is not None
-    rps: dict[tuple[str, str], float] = {}
-    cpu_us: dict[tuple[str, str], float] = {}
+    measured: dict[str, dict[str, list[tuple[float, float]]]] = {}
     books: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="penchant-bench-") as tmp:
         workdir = Path(tmp)
@@ -604,72 +633,57 @@ def main(argv: list[str] | None = None) -> int:
                 return wrk_load(port, secs, conns, str(script))
             return _load_in_process(port, secs, conns)
 
-        for page in pages:
-            results: dict[str, list[float]] = {mode: [] for mode in MODES}
-            cpus: dict[str, list[float]] = {mode: [] for mode in MODES}
-            for round_ in range(rounds):
-                # Alternate the order so that drift (other load) does not favour one mode.
-                order = MODES if round_ % 2 == 0 else tuple(reversed(MODES))
-                for mode in order:
-                    db = workdir / f"{page}-{mode}-{round_}.db"
-                    url = args.database_url or f"sqlite:///{db}"
-                    value, stats = measure_server(
-                        mode,
-                        page,
-                        url,
-                        seconds=seconds,
-                        warmup=warmup,
-                        connections=connections,
-                        load=load,
-                        workdir=workdir,
-                    )
-                    results[mode].append(value)
-                    cpus[mode].append(stats["cpu_us_per_request"])
-                    if mode == "penchant":
-                        books = stats
-                    if not args.json:
-                        print(
-                            f"  {page:8s} {mode:9s} {value:9.0f} requests/s "
-                            f"{stats['cpu_us_per_request']:7.0f} us CPU per request",
-                            flush=True,
-                        )
-            for mode, values in results.items():
-                rps[(page, mode)] = statistics.median(values)
-                cpu_us[(page, mode)] = statistics.median(cpus[mode])
-        wsgi: dict[str, list[float]] = {"bare": [], "penchant": []}
-        for round_ in range(rounds):
-            for mode in ("bare", "penchant") if round_ % 2 == 0 else ("penchant", "bare"):
-                db = workdir / f"wsgi-{mode}-{round_}.db"
-                url = args.database_url or f"sqlite:///{db}"
-                value = measure_gunicorn(
-                    mode, url, seconds=seconds, warmup=warmup, connections=connections, load=load
+        def url(name: str) -> str:
+            return args.database_url or f"sqlite:///{workdir / name}.db"
+
+        runs = [
+            (page, [start_server(mode, page, url(f"{page}-{mode}"), workdir) for mode in MODES])
+            for page in pages
+        ]
+        runs.append(("wsgi", [start_gunicorn(mode, url(f"wsgi-{mode}")) for mode in MODES[:2]]))
+        for page, servers in runs:
+            try:
+                measured[page] = measure_interleaved(
+                    servers,
+                    seconds=seconds,
+                    warmup=warmup,
+                    rounds=rounds,
+                    connections=connections,
+                    load=load,
                 )
-                wsgi[mode].append(value)
-                if not args.json:
-                    print(f"  wsgi     {mode:9s} {value:9.0f} requests/s (gunicorn gthread)")
+            finally:
+                stats = {server.mode: server.stop() for server in servers}
+            if page != "wsgi":
+                books = stats.get("penchant", books)
+            if not args.json:
+                for mode, values in measured[page].items():
+                    figures = ", ".join(f"{r:.0f}/s {c:.0f} us" for r, c in values)
+                    print(f"  {page:9s} {mode:9s} {figures}", flush=True)
         micro_url = args.database_url or f"sqlite:///{workdir / 'micro.db'}"
         micro = added_microseconds(micro_url, loops, 3)
 
     summary: dict[str, Any] = {}
-    for page in pages:
+    for page in [*pages, "wsgi"]:
         key = "" if page == "template" else f"{page}_"
-        bare = rps[(page, "bare")]
-        summary[f"{key}bare_rps"] = round(bare, 1)
-        summary[f"{key}penchant_rps"] = round(rps[(page, "penchant")], 1)
-        summary[f"{key}naive_rps"] = round(rps[(page, "naive")], 1)
-        summary[f"{key}ratio_vs_bare"] = round(rps[(page, "penchant")] / bare, 3)
-        summary[f"{key}naive_ratio_vs_bare"] = round(rps[(page, "naive")] / bare, 3)
-        for mode in MODES:
-            summary[f"{key}{mode}_cpu_us"] = round(cpu_us[(page, mode)], 1)
-        # The throughput a CPU-bound server keeps: bare CPU per request over penchant's.
-        summary[f"{key}cpu_ratio_vs_bare"] = round(
-            cpu_us[(page, "bare")] / max(cpu_us[(page, "penchant")], 1e-9), 3
-        )
-    summary["wsgi_bare_rps"] = round(statistics.median(wsgi["bare"]), 1)
-    summary["wsgi_penchant_rps"] = round(statistics.median(wsgi["penchant"]), 1)
-    summary["wsgi_ratio_vs_bare"] = round(
-        summary["wsgi_penchant_rps"] / summary["wsgi_bare_rps"], 3
-    )
+        runs_of = measured[page]
+        for mode, values in runs_of.items():
+            summary[f"{key}{mode}_rps"] = round(statistics.median(r for r, _ in values), 1)
+            summary[f"{key}{mode}_cpu_us"] = round(statistics.median(c for _, c in values), 1)
+        bare = runs_of["bare"]
+        for mode in runs_of:
+            if mode == "bare":
+                continue
+            name = "" if mode == "penchant" else f"{mode}_"
+            # Each round's slices ran side by side: the median of the rounds' ratios.
+            summary[f"{key}{name}ratio_vs_bare"] = round(
+                statistics.median(m[0] / b[0] for m, b in zip(runs_of[mode], bare, strict=True)),
+                3,
+            )
+            # The throughput a CPU-bound server keeps: bare CPU per request over this mode's.
+            summary[f"{key}{name}cpu_ratio_vs_bare"] = round(
+                statistics.median(b[1] / m[1] for m, b in zip(runs_of[mode], bare, strict=True)),
+                3,
+            )
     summary.update(micro)
     summary.update(
         {
@@ -692,8 +706,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"uvicorn ({summary['http']}) on loopback, {summary['load_tool']} with {connections} "
-        f"connections and {VISITORS} visitors, {seconds:.0f} s x {rounds}, "
-        f"database {summary['database']}, {summary['cpus']} CPUs"
+        f"connections and {VISITORS} visitors, database {summary['database']}, "
+        f"{summary['cpus']} CPUs; the modes' servers take turns, {seconds:.0f} s each, "
+        f"{rounds} rounds; ratios are the median of the rounds' side-by-side ratios"
     )
     print(
         f"{'page':10s} {'requests/s: bare':>17s} {'penchant':>9s} {'ratio':>6s} {'naive':>7s} "
@@ -710,7 +725,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"WSGI (gunicorn, 1 gthread worker, minimal page): bare {summary['wsgi_bare_rps']:.0f}, "
         f"penchant {summary['wsgi_penchant_rps']:.0f} requests/s, "
-        f"ratio {summary['wsgi_ratio_vs_bare']:.3f}"
+        f"ratio {summary['wsgi_ratio_vs_bare']:.3f}; CPU per request "
+        f"{summary['wsgi_bare_cpu_us']:.0f} against {summary['wsgi_penchant_cpu_us']:.0f} us, "
+        f"ratio {summary['wsgi_cpu_ratio_vs_bare']:.3f}"
     )
     print(
         f"penchant's last run: {summary['penchant_stored']} views stored, "
