@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import logging
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -33,6 +34,8 @@ __all__ = [
     "is_bot",
     "same_origin",
 ]
+
+logger = logging.getLogger("personalization")
 
 OPT_OUT_COOKIE = "penchant_optout"
 CONSENT_COOKIE = "penchant_consent"
@@ -126,8 +129,8 @@ class CrawlerList:
 
         options = re2.Options()
         options.case_sensitive = False
-        plain = [p for p in crawlers if not any(s in p for s in _NOT_RE2)]
         other = [p for p in crawlers if any(s in p for s in _NOT_RE2)]
+        plain = [p for p in crawlers if p not in other]
         self._exclusions = re.compile(f"({'|'.join(exclusions)})", re.IGNORECASE)
         self._crawlers = re2.compile(f"(?:{'|'.join(plain)})", options=options)
         self._others = re.compile(f"({'|'.join(other)})", re.IGNORECASE) if other else None
@@ -149,10 +152,13 @@ def _detector() -> Callable[[str], bool]:
         from crawlerdetect.providers.exclusions import data as exclusions
 
         return CrawlerList(crawlers, exclusions)
-    except Exception:  # no google-re2 here, or a list RE2 cannot read
-        from crawlerdetect import CrawlerDetect
+    except ImportError:  # no google-re2 wheel for this platform (or an older list layout)
+        pass
+    except Exception:
+        logger.warning("crawler list not readable by RE2: crawlerdetect's slower check runs")
+    from crawlerdetect import CrawlerDetect
 
-        return CrawlerDetect().is_crawler  # type: ignore[no-any-return]
+    return CrawlerDetect().is_crawler  # type: ignore[no-any-return]
 
 
 @lru_cache(maxsize=4096)

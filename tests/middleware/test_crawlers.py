@@ -82,16 +82,28 @@ def test_lookaround_patterns_are_still_searched(ours: CrawlerList) -> None:
     assert ours("YandexSearch/1.0") == CrawlerDetect().is_crawler("YandexSearch/1.0")
 
 
-def test_without_re2_crawlerdetect_answers(monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_re2(*args: object, **kwargs: object) -> None:
-        raise ImportError("no module named re2")
+@pytest.mark.parametrize(
+    ("error", "warned"),
+    [(ImportError("no module named re2"), False), (ValueError("RE2 cannot read it"), True)],
+)
+def test_without_re2_crawlerdetect_answers(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    error: Exception,
+    warned: bool,
+) -> None:
+    def fails(*args: object, **kwargs: object) -> None:
+        raise error
 
-    monkeypatch.setattr(identity, "CrawlerList", no_re2)
+    monkeypatch.setattr(identity, "CrawlerList", fails)
     identity._detector.cache_clear()
     is_bot.cache_clear()
     try:
-        detector = identity._detector()
+        with caplog.at_level("WARNING", logger="personalization"):
+            detector = identity._detector()
         assert not isinstance(detector, CrawlerList)
+        # a missing wheel is quiet; a list RE2 cannot read is said once
+        assert ("crawlerdetect's slower check" in caplog.text) is warned
         assert is_bot("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)")
         assert not is_bot(BROWSERS[0])
     finally:
