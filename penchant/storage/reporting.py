@@ -40,24 +40,22 @@ def record_exposures(store: Store, batch: Sequence[Exposure]) -> int:
     """
     if not batch:
         return 0
-    merged: dict[tuple[str, str], list[Exposure]] = {}
+    # page view -> its lists by content type, in the order shown; a repeat keeps the first
+    merged: dict[tuple[str, str], dict[str, Exposure]] = {}
     for e in batch:
-        shown = merged.setdefault((e.user_id, e.page_view_id), [])
-        if all(other.content_type != e.content_type for other in shown):
-            shown.append(e)
+        merged.setdefault((e.user_id, e.page_view_id), {}).setdefault(e.content_type, e)
     rows = []
     for shown in merged.values():
-        first = shown[0]
-        items = {e.content_type: e.items for e in shown}
+        first = next(iter(shown.values()))
         rows.append(
             (
                 first.user_id,
                 first.session_id,
                 first.page_view_id,
                 first.variant,
-                ",".join(sorted(e.content_type for e in shown)),
+                ",".join(sorted(shown)),
                 len(shown),
-                _encode_items(items),
+                _encode_items({content_type: e.items for content_type, e in shown.items()}),
                 first.timestamp,
             )
         )
