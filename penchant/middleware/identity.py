@@ -152,8 +152,10 @@ def _detector() -> Callable[[str], bool]:
         from crawlerdetect.providers.exclusions import data as exclusions
 
         return CrawlerList(crawlers, exclusions)
-    except ImportError:  # no google-re2 wheel for this platform (or an older list layout)
-        pass
+    except ImportError:  # penchant[re2] not installed (or an older list layout)
+        logger.info(
+            "google-re2 not installed: crawlerdetect's own check runs (pip install penchant[re2])"
+        )
     except Exception:
         logger.warning("crawler list not readable by RE2: crawlerdetect's slower check runs")
     from crawlerdetect import CrawlerDetect
