@@ -940,12 +940,11 @@ class Penchant:
         """Erase everything stored for ``user_id``, including unwritten events."""
         with self._pending_lock:
             self._pending.pop(user_id, None)
-        self._profiles.pop(user_id)
-        self._ranked.pop_where(lambda key: key[0] == user_id)
         self.writer.discard(user_id)
         deleted = self.store.erase(user_id)
+        # Cached reads go once the rows are gone (one read while erasing is not cached).
         with self._pending_lock:
-            self._written += 1  # a profile read while erasing is not cached
+            self._written += 1
             self._profiles.pop(user_id)
         self._ranked.pop_where(lambda key: key[0] == user_id)
         self._note_changes({user_id})

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 
 import sqlalchemy as sa
@@ -404,6 +404,7 @@ def _sqlite_days(later: str | None, earlier: str | None) -> float | None:
     return days_between(datetime.fromisoformat(earlier), datetime.fromisoformat(later))
 
 
+@cache  # one SQLite library per process
 def _sqlite_has_json() -> bool:
     """Whether this SQLite has the JSON functions (built in since 3.38, optional before)."""
     try:
@@ -414,6 +415,7 @@ def _sqlite_has_json() -> bool:
         return False
 
 
+@cache
 def _sqlite_has_set_upsert() -> bool:
     """Whether this SQLite runs :data:`_SQLITE_SET_UPSERT` (math functions, row values)."""
     try:
@@ -994,15 +996,14 @@ class Store:
     ) -> tuple[list[Interaction], list[tuple[Interaction, str]]]:
         failed = list(failed)
         statement = self._insert_interactions()
-        sqlite = self.dialect == "sqlite"
+        sqlite_statement = _SQLITE_INTERACTIONS.per_row if self.dialect == "sqlite" else None
         with self._begin(write=True, staging=self._copy_batches) as conn:
             inserted: list[Interaction] = []
             for event_, row in unique:
                 try:
                     with conn.begin_nested():
-                        if sqlite:
-                            statement_ = _SQLITE_INTERACTIONS.per_row
-                            new = conn.exec_driver_sql(statement_, row).rowcount == 1
+                        if sqlite_statement is not None:
+                            new = conn.exec_driver_sql(sqlite_statement, row).rowcount == 1
                         else:
                             new = conn.execute(statement, row).first() is not None
                         if new:
