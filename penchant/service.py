@@ -162,6 +162,48 @@ class _Reading:
         return self._profile
 
 
+class _Deferred:
+    """Work a request hands over rather than does: ``(function, *arguments)``,
+    called in order by whoever drains it: the writer's thread when its batch is
+    due, and a read of a profile first for the work that can move one
+    (``reads``), so that a visitor's next request sees their own page view.
+    Bounded: what does not fit is refused, and the caller counts it."""
+
+    __slots__ = ("cap", "later", "later_lock", "reads", "reads_lock")
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.reads: deque[tuple[Any, ...]] = deque()  # drained before a profile is read
+        self.later: deque[tuple[Any, ...]] = deque()  # by the writer's thread only
+        self.reads_lock = threading.Lock()
+        self.later_lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.reads) + len(self.later)
+
+    def drain(self) -> None:
+        self.drain_for_reads()
+        if self.later:
+            with self.later_lock:
+                _call_each(self.later)
+
+    def drain_for_reads(self) -> None:
+        """Also waits for a drain in progress: what it took may be a visitor's view."""
+        if self.reads or self.reads_lock.locked():
+            with self.reads_lock:  # one drainer at a time keeps the order
+                _call_each(self.reads)
+
+
+def _call_each(items: deque[tuple[Any, ...]]) -> None:
+    pop = items.popleft
+    while items:
+        function, *arguments = pop()
+        try:
+            function(*arguments)
+        except Exception:
+            logger.exception("deferred work failed")
+
+
 class _TTLCache:
     """A small LRU cache whose entries expire; thread-safe (changes under a lock,
     hits without one)."""
@@ -325,6 +367,8 @@ class Penchant:
         self._ranked = _TTLCache(
             min(settings.affinity_cache_size, RANKED_CACHE), settings.popular_ttl, self._monotonic
         )
+        # Page views handed over by requests, turned into events off the request.
+        self._deferred = _Deferred(settings.queue_size)
         # Read-your-writes: events submitted and not yet written, per visitor.
         self._pending: dict[str, list[Interaction]] = {}
         # Writes this process has seen finish: a profile read while one finished may
@@ -401,6 +445,7 @@ class Penchant:
             flush_interval=s.flush_interval,
             on_stored=self._on_stored,
             pairs_for=pairs_for,
+            intake=self._deferred,
         )
 
     def _deltas_for(self, batch: Sequence[Interaction]) -> list[Any]:
@@ -476,6 +521,8 @@ class Penchant:
         entry = sessions.get(user_id)
         if entry is not None and now - entry[1] <= self._session_timeout:
             started, derived = entry[0], entry[2]
+            if now < entry[1]:
+                now = entry[1]  # a page view turned into an event after a later event
         else:
             # Derived once per session, not per request: the HMAC is the costly part.
             started = now
@@ -545,6 +592,30 @@ class Penchant:
         except Exception:
             logger.exception("tracking failed")
             return False
+
+    def defer(
+        self, function: Callable[..., object], *arguments: object, before_reads: bool = False
+    ) -> bool:
+        """Hand ``function(*arguments)`` to the writer's thread, which calls it (in
+        order) before its next batch: for work a request need not wait for, such as
+        turning a page view into an event. ``before_reads``: it can move a visitor's
+        profile, so a read of a profile in this process calls it first. False when
+        the hand-over is full (counted as dropped)."""
+        deferred = self._deferred
+        if len(deferred.reads) + len(deferred.later) >= deferred.cap:
+            self.writer.count_dropped("queue_full")
+            return False
+        (deferred.reads if before_reads else deferred.later).append((function, *arguments))
+        writer = self._writer
+        if writer is None or not writer.running:
+            self.writer.wake()
+        return True
+
+    def settle(self) -> None:
+        """Do now everything requests handed over (:meth:`defer`) that is still waiting."""
+        deferred = self._deferred
+        if deferred.reads or deferred.later:
+            deferred.drain()
 
     def submit(self, interaction: Interaction) -> bool:
         """Hand a ready interaction to the writer and the read-your-writes overlay."""
@@ -653,6 +724,7 @@ class Penchant:
     # ------------------------------------------------------------- read path
     def profile(self, user_id: str) -> VisitorProfile:
         """Stored affinities and history, plus this process's unwritten events."""
+        self._deferred.drain_for_reads()
         self._poll_changes()
         # Read without the lock (each read is whole under the interpreter lock); the
         # counters are read before the profile and checked again under it.
@@ -938,6 +1010,7 @@ class Penchant:
     # ------------------------------------------------------------- the visitor
     def erase(self, user_id: str) -> int:
         """Erase everything stored for ``user_id``, including unwritten events."""
+        self.settle()
         with self._pending_lock:
             self._pending.pop(user_id, None)
         self.writer.discard(user_id)
@@ -957,6 +1030,8 @@ class Penchant:
     # ------------------------------------------------------------- operations
     def health(self) -> dict[str, object]:
         """Writer accounting and cache sizes, for a health or metrics endpoint."""
+        if self._pid == os.getpid():
+            self.settle()  # page views handed over are counted as accepted
         out: dict[str, object] = {"enabled": self.settings.enabled}
         writer = self._writer if self._pid == os.getpid() else None
         stats: WriterStats | None = writer.stats() if writer is not None else None
@@ -967,6 +1042,7 @@ class Penchant:
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything submitted so far is written."""
+        self.settle()
         writer = self._writer if self._pid == os.getpid() else None
         done = True if writer is None else writer.flush(timeout)
         self._write_exposures()
@@ -974,6 +1050,8 @@ class Penchant:
 
     def close(self, timeout: float | None = None) -> int:
         """Flush within the deadline and stop; returns events that could not be written."""
+        if self._pid == os.getpid():
+            self.settle()
         with self._lock:
             writer = self._writer if self._pid == os.getpid() else None
             self._writer = None
@@ -1023,6 +1101,16 @@ def _fields(settings: Settings) -> dict[str, Any]:
 
 
 _live: weakref.WeakSet[Penchant] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # What the parent's requests handed over is the parent's to write.
+    for instance in list(_live):
+        instance._deferred = _Deferred(instance.settings.queue_size)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @atexit.register

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +45,7 @@ from penchant.middleware.identity import (
 )
 from penchant.middleware.personalization import Personalization
 from penchant.middleware.ratelimit import RateLimiter
-from penchant.service import NEIGHBOURS_PER_ITEM
+from penchant.service import NEIGHBOURS_PER_ITEM, utcnow
 
 if TYPE_CHECKING:
     from penchant.service import Penchant
@@ -70,6 +70,8 @@ PATH_CACHE = 4096
 SECRET_RETRY = 30.0
 
 Handler = Callable[["Core", RequestFacts, bytes], Response]
+# Seconds since the epoch: a page view's time, made a datetime off the request.
+_wall_clock = time.time
 
 
 class Unavailable(RuntimeError):
@@ -281,12 +283,7 @@ class Core:
         s = self.settings
         try:
             cookie = facts.cookie
-            if (
-                facts.sec_gpc is None
-                and facts.dnt is None
-                and OPT_OUT_COOKIE not in cookie
-                and CONSENT_COOKIE not in cookie
-            ):
+            if self._plain(facts):
                 # None of penchant's cookies (the host's own do not count) and no signal.
                 decision = self._plain_decision
                 if not decision.allowed:
@@ -322,6 +319,17 @@ class Core:
             self.failed("identification")
             return Visitor(self, Decision(False, "error"))
 
+    @staticmethod
+    def _plain(facts: RequestFacts) -> bool:
+        """No privacy signal and none of penchant's cookies: the decision is the site's."""
+        cookie = facts.cookie
+        return (
+            facts.sec_gpc is None
+            and facts.dnt is None
+            and OPT_OUT_COOKIE not in cookie
+            and CONSENT_COOKIE not in cookie
+        )
+
     def identity_of(self, facts: RequestFacts) -> tuple[str, str] | None:
         """The stored identity of this request whatever its signals (for erasure and export).
 
@@ -347,6 +355,10 @@ class Core:
 
     def is_page_view(self, facts: RequestFacts, status: int, content_type: str) -> bool:
         """A GET navigation answered 2xx with HTML: not static, penchant's own, prefetch or bot."""
+        return self._may_be_page_view(facts, status, content_type) and not is_bot(facts.user_agent)
+
+    def _may_be_page_view(self, facts: RequestFacts, status: int, content_type: str) -> bool:
+        """:meth:`is_page_view` but for the crawler check."""
         path = facts.path
         return (
             facts.method == "GET"
@@ -357,7 +369,6 @@ class Core:
             and not path.startswith(self._prefix_slash)
             and ((facts.sec_purpose is None and facts.purpose is None) or not facts.prefetch)
             and facts.navigation
-            and not is_bot(facts.user_agent)
         )
 
     def should_record(
@@ -366,12 +377,17 @@ class Core:
         return visitor.tracking_allowed and self.is_page_view(facts, status, content_type)
 
     def record_view(
-        self, facts: RequestFacts, visitor: Visitor, event_id: str | None = None
+        self,
+        facts: RequestFacts,
+        visitor: Visitor,
+        event_id: str | None = None,
+        now: datetime | None = None,
     ) -> bool:
         """Queue the page view (never blocks: the writer stores it in the background).
 
         What ``Penchant.track("view", ...)`` does, with the request's one clock
-        reading for the session and the timestamp.
+        reading (``now``, default the service's clock) for the session and the
+        timestamp.
         """
         user_id = visitor.user_id
         if user_id is None:
@@ -383,7 +399,8 @@ class Core:
         penchant = self.penchant
         if not self.settings.enabled:
             return False
-        now = penchant.clock()
+        if now is None:
+            now = penchant.clock()
         session_id = visitor.session_at(now)
         if matched is None:
             target_type, target_id = "page", None
@@ -412,25 +429,63 @@ class Core:
     ) -> list[tuple[str, str]]:
         """Called by both adapters when the host's response starts.
 
-        Records the page view when it is one; returns headers to add (cookies).
-        Never raises.
+        Hands the page view, when it is one, to the writer's thread (see
+        :meth:`record_deferred`); returns headers to add (cookies). Never raises.
+        A request without penchant's cookies or a privacy signal needs nothing
+        more of this thread: who the visitor is, and whether the agent is a
+        crawler, is worked out there.
         """
         try:
             if personalization._started:
                 return []
             personalization._started = True
             facts = personalization.facts
-            if self.is_page_view(facts, status, content_type):
-                visitor = personalization.visitor
-                if visitor.tracking_allowed:
-                    self.record_view(facts, visitor, personalization.page_view_id)
-            visitor_or_none = personalization._visitor
-            if visitor_or_none is None or not visitor_or_none.cookies:
+            visitor = personalization._visitor
+            if self._may_be_page_view(facts, status, content_type):
+                if visitor is None and self._plain(facts):
+                    if self._plain_decision.allowed:
+                        clock = self.penchant.clock
+                        at = _wall_clock() if clock is utcnow else clock()
+                        # A page with a catalog target moves the visitor's profile:
+                        # their next request's read waits for it (read-your-writes).
+                        moves = self.patterns.match(facts.path) is not None
+                        self.penchant.defer(
+                            self.record_deferred, personalization, at, before_reads=moves
+                        )
+                    return []
+                if not is_bot(facts.user_agent):
+                    visitor = personalization.visitor
+                    if visitor.tracking_allowed:
+                        moves = self.patterns.match(facts.path) is not None
+                        self.penchant.defer(
+                            self.record_deferred,
+                            personalization,
+                            self.penchant.clock(),
+                            before_reads=moves,
+                        )
+            if visitor is None or not visitor.cookies:
                 return []
-            return [("Set-Cookie", value) for value in visitor_or_none.cookies]
+            return [("Set-Cookie", value) for value in visitor.cookies]
         except Exception:
             self.failed("page view recording")
             return []
+
+    def record_deferred(self, personalization: Personalization, at: datetime | float) -> bool:
+        """The second half of :meth:`on_response_start`, on the writer's thread: the
+        crawler check, the visitor, and the event (timed when the response started)."""
+        try:
+            facts = personalization.facts
+            if is_bot(facts.user_agent):
+                return False
+            visitor = personalization.visitor
+            if not visitor.tracking_allowed:
+                return False
+            if isinstance(at, float):
+                at = datetime.fromtimestamp(at, UTC).replace(tzinfo=None)
+            return self.record_view(facts, visitor, personalization.page_view_id, at)
+        except Exception:
+            self.failed("page view recording")
+            return False
 
     def submit_event(self, visitor: Visitor, event: EventInput) -> bool:
         """Queue one checked event (from the beacon or a view) for a tracked visitor."""

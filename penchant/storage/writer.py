@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
+from typing import Protocol
 
 from penchant.engine.events import ITEM_TYPES, Interaction
 from penchant.engine.ranking import HistoryEntry
@@ -34,7 +35,7 @@ from penchant.storage.store import (
     describe_error,
 )
 
-__all__ = ["DROP_REASONS", "PairsFor", "Writer", "WriterStats"]
+__all__ = ["DROP_REASONS", "Intake", "PairsFor", "Writer", "WriterStats"]
 
 logger = logging.getLogger("personalization")
 
@@ -56,6 +57,20 @@ DROP_REASONS: tuple[str, ...] = (
     "shutdown",
     "erased",
 )
+
+
+class Intake(Protocol):
+    """Work handed over before it is an event (a page view whose visitor is not yet
+    identified): the writer's thread drains it into :meth:`Writer.submit` when its
+    next batch is due, so a request does no more than append to it."""
+
+    def __len__(self) -> int: ...
+
+    def drain(self) -> None: ...
+
+
+# _next_batch_locked's answer when the intake must be drained first.
+_DRAIN: list[tuple[int, Interaction]] = []
 
 _UNEXPECTED_LIMIT = 5  # a batch failing this often for a non-connection reason is dropped
 
@@ -130,6 +145,7 @@ class Writer:
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         clock: Callable[[], datetime] = _utcnow,
+        intake: Intake | None = None,
     ) -> None:
         if batch_size < 1 or queue_size < 1:
             raise ValueError("batch_size and queue_size must be at least 1")
@@ -144,6 +160,7 @@ class Writer:
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
         self._clock = clock
+        self._intake = intake
         self._reset()
         _writers.add(self)
 
@@ -199,6 +216,18 @@ class Writer:
         except Exception:
             logger.exception("could not queue an interaction")
             return False
+
+    @property
+    def running(self) -> bool:
+        """Whether the thread is running (it stays up once started, until close)."""
+        return self._running
+
+    def wake(self) -> None:
+        """Start the thread if it is not running: the intake has work for it."""
+        self._check_process()
+        with self._lock:
+            if not self._running:
+                self._ensure_thread()
 
     def count_dropped(self, reason: str, n: int = 1) -> None:
         """Count events rejected before the queue (invalid, bot, ...) in the same books."""
@@ -312,9 +341,17 @@ class Writer:
 
     def _run(self) -> None:
         try:
+            drained = False
             while True:
+                if drained and self._intake is not None:
+                    # outside the lock: the intake submits what it turns into events
+                    self._intake.drain()
                 with self._cond:
-                    batch = self._next_batch_locked()
+                    batch = self._next_batch_locked(drained=drained)
+                if batch is _DRAIN:
+                    drained = True
+                    continue
+                drained = False
                 if batch is None:
                     return
                 self._write(batch)
@@ -326,28 +363,39 @@ class Writer:
                 if self._thread is threading.current_thread():
                     self._running = False
 
-    def _next_batch_locked(self) -> list[tuple[int, Interaction]] | None:
+    def _next_batch_locked(self, *, drained: bool = False) -> list[tuple[int, Interaction]] | None:
+        """The next batch to write; ``_DRAIN`` first when the intake holds events
+        that are due (``drained``: it was just emptied, take the queue now)."""
         if self._batch:
             return self._batch
+        intake = self._intake
         waited_since: float | None = None
         while True:
             if self._closed:
                 return None
-            if self._queue:
+            waiting = 0 if drained or intake is None else len(intake)
+            if self._queue or waiting:
                 urgent = (
-                    self._closing or self._flush_waiters > 0 or len(self._queue) >= self._batch_size
+                    drained
+                    or self._closing
+                    or self._flush_waiters > 0
+                    or len(self._queue) + waiting >= self._batch_size
                 )
                 now = time.monotonic()
                 if waited_since is None:
                     waited_since = now
                 remaining = waited_since + self._flush_interval - now
                 if urgent or remaining <= 0:
+                    if waiting:
+                        return _DRAIN
                     break
                 self._cond.wait(remaining)
             else:
                 if self._closing:
                     return None
-                waited_since = None
+                drained = False
+                # What arrives while this thread waits has waited no longer than it has.
+                waited_since = time.monotonic()
                 self._cond.wait(self._flush_interval)
         queue = self._queue
         if len(queue) <= self._batch_size:  # all of it: one copy while submits wait

@@ -1,0 +1,145 @@
+"""A page view leaves the request as soon as the response starts.
+
+The request thread only appends the request's facts and the time; the writer's
+thread works out the visitor (fingerprint, crawler check, session) and queues
+the event. These tests hold that split to what a site relies on: the work is
+really off the request, a visitor's next page still sees their own page view,
+nothing is lost or written twice, and what does not fit is counted.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from penchant.middleware.core import Core
+from tests.middleware.hosts import PLAIN, Client, make_penchant, rows
+
+
+def _wait_for_rows(url: str, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = rows(url)
+        if len(found) >= n or time.monotonic() > deadline:
+            return found
+        time.sleep(0.02)
+
+
+def test_the_visitor_is_worked_out_on_the_writers_thread(
+    host: str,
+    sqlite_url: str,
+    open_site: Callable[..., Client],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    threads: list[str] = []
+    identify = Core.identify
+
+    def watched(self: Core, facts: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return identify(self, facts)
+
+    monkeypatch.setattr(Core, "identify", watched)
+    site = open_site(host, sqlite_url, flush_interval=0.05)
+    assert site.get("/plain").text == PLAIN
+    # Not flushed by the test: the writer's own thread picks the view up.
+    (view,) = _wait_for_rows(sqlite_url, 1)
+    assert view["interaction_type"] == "view"
+    assert len(view["user_id"]) == 32
+    assert threads == ["penchant-writer"]
+
+
+def test_a_procedure_page_moves_the_next_page_before_anything_is_written(
+    host: str, sqlite_url: str, open_site: Callable[..., Client]
+) -> None:
+    site = open_site(host, sqlite_url, flush_interval=60.0, batch_size=1000, strategy="original")
+    before = site.get("/").text
+    assert before.index("Botox") < before.index("Tummy tuck")
+    assert site.get("/procedures/5").status == 200  # Liposuction, in Body
+    assert rows(sqlite_url) == []
+    after = site.get("/").text
+    assert after.index("Tummy tuck") < after.index("Botox")
+    assert "Because you like Body" in after
+    site.penchant.flush(timeout=5.0)
+    stored = [(r["target_type"], r["target_id"]) for r in rows(sqlite_url)]
+    assert stored == [("page", None), ("procedure", 5), ("page", None)]
+
+
+def test_page_views_beyond_the_queue_are_counted_not_kept(
+    host: str, sqlite_url: str, open_site: Callable[..., Client]
+) -> None:
+    site = open_site(host, sqlite_url, flush_interval=60.0, batch_size=1000, queue_size=2)
+    for _ in range(3):
+        assert site.get("/plain").text == PLAIN
+    health = site.penchant.health()
+    assert health["dropped"]["queue_full"] == 1  # type: ignore[index]
+    assert health["accepted"] == 3
+    assert site.penchant.flush(timeout=5.0)
+    assert len(rows(sqlite_url)) == 2
+
+
+def test_a_failure_off_the_request_is_logged_and_counted(
+    host: str,
+    sqlite_url: str,
+    open_site: Callable[..., Client],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(self: Core, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("broken on purpose")
+
+    monkeypatch.setattr(Core, "record_view", broken)
+    site = open_site(host, sqlite_url, flush_interval=60.0)
+    assert site.get("/plain").text == PLAIN
+    assert site.penchant.flush(timeout=5.0)
+    assert rows(sqlite_url) == []
+    assert "broken on purpose" in caplog.text
+    # The next page goes on as ever.
+    assert site.get("/plain").text == PLAIN
+
+
+def test_a_view_turned_into_an_event_late_does_not_move_the_session_back(
+    tmp_path: Path,
+) -> None:
+    penchant = make_penchant(f"sqlite:///{tmp_path / 's.db'}", session_timeout=60)
+    try:
+        start = datetime(2026, 3, 1, 12, 0, 0)
+        first = penchant.session_id("visitor", start + timedelta(seconds=50))
+        # A page view from 40 s earlier, handed over and made an event afterwards.
+        assert penchant.session_id("visitor", start + timedelta(seconds=10)) == first
+        # 60 s after the latest activity, not after the late one: the same session.
+        assert penchant.session_id("visitor", start + timedelta(seconds=105)) == first
+    finally:
+        penchant.close(timeout=5.0)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_a_forked_worker_does_not_write_the_parents_page_views(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fork.db'}"
+    penchant = make_penchant(url, flush_interval=60.0, batch_size=1000)
+    try:
+        penchant.defer(lambda: None)
+        assert penchant.health()["accepted"] == 0  # a no-op drained; nothing counted
+        marker = tmp_path / "child"
+        penchant.defer(marker.write_text, "parent's work ran in the child")
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child reports by its exit code
+            try:
+                penchant.flush(timeout=5.0)
+                os._exit(0)
+            except BaseException:
+                os._exit(1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert not marker.exists()
+        penchant.flush(timeout=5.0)
+        assert marker.read_text() == "parent's work ran in the child"
+    finally:
+        penchant.close(timeout=5.0)
