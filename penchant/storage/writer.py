@@ -290,6 +290,9 @@ class Writer:
             self._reset()
             return 0
         deadline = time.monotonic() + timeout
+        if self._intake is not None and not self._closed:
+            # Handed-over work becomes events while they are still accepted.
+            self._intake.drain()
         with self._cond:
             if self._closed:
                 return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -434,3 +435,66 @@ def test_a_writer_thread_killed_by_a_bug_is_restarted_by_the_next_submit(
     assert (stats.stored + stats.duplicates, stats.in_flight) == (8, 0)
     assert sqlite_store.count_interactions() == 8
     assert balanced(stats)
+
+
+class ListIntake:
+    """Work handed to the writer before it is an event: each entry submits one."""
+
+    def __init__(self) -> None:
+        self.items: list[Callable[[], object]] = []
+        self.drained_by: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def drain(self) -> None:
+        items, self.items = self.items, []
+        if items:
+            self.drained_by.append(threading.current_thread().name)
+        for item in items:
+            item()
+
+
+def test_the_intake_is_drained_by_the_writers_thread_when_its_batch_is_due(
+    make_writer: MakeWriter, sqlite_store: CountingStore, ev: Event, deltas: Deltas
+) -> None:
+    intake = ListIntake()
+    writer = make_writer(
+        lambda: sqlite_store, deltas, batch_size=100, flush_interval=0.05, intake=intake
+    )
+    events = [ev(visitor(i), 10) for i in range(3)]
+    intake.items.extend(functools.partial(writer.submit, e) for e in events)
+    writer.wake()  # nothing is submitted: only the hand-over holds work
+    wait_for(lambda: writer.stats().stored == 3)
+    assert intake.drained_by == ["penchant-writer"]
+    assert sqlite_store.batches == [3]
+    assert balanced(writer.stats())
+
+
+def test_a_full_intake_is_drained_without_waiting_for_the_interval(
+    make_writer: MakeWriter, sqlite_store: CountingStore, ev: Event, deltas: Deltas
+) -> None:
+    intake = ListIntake()
+    writer = make_writer(
+        lambda: sqlite_store, deltas, batch_size=5, flush_interval=3600.0, intake=intake
+    )
+    writer.submit(ev(visitor(0), 10))  # starts the thread, which waits the hour
+    intake.items.extend(functools.partial(writer.submit, ev(visitor(n), 10)) for n in range(1, 5))
+    with writer._cond:
+        writer._cond.notify_all()  # a wake-up: the queue and the intake make a batch
+    wait_for(lambda: writer.stats().stored == 5)
+    assert sqlite_store.batches == [5]
+
+
+def test_close_writes_what_the_intake_still_holds(
+    make_writer: MakeWriter, sqlite_store: CountingStore, ev: Event, deltas: Deltas
+) -> None:
+    intake = ListIntake()
+    writer = make_writer(
+        lambda: sqlite_store, deltas, batch_size=100, flush_interval=3600.0, intake=intake
+    )
+    writer.submit(ev(visitor(0), 10))
+    intake.items.append(lambda: writer.submit(ev(visitor(1), 10)))
+    assert writer.close(timeout=10) == 0
+    assert sqlite_store.count_interactions() == 2
+    assert intake.items == []
