@@ -522,7 +522,9 @@ async def _drive_asgi(app: Any, n: int, first: int | None = None) -> float:
         scopes = [_scope(first + i) for i in range(n)]
     start = time.perf_counter()
     for i in range(n):
-        await app(dict(scopes[i % len(scopes)]), receive, send)
+        scope = dict(scopes[i % len(scopes)])
+        scope["state"] = {}  # uvicorn gives each request a copy of the lifespan state
+        await app(scope, receive, send)
     return (time.perf_counter() - start) / n
 
 
@@ -581,17 +583,22 @@ def added_microseconds(database_url: str, n: int, rounds: int) -> dict[str, floa
 
     settling = [0.0]
 
-    def in_chunks(drive: Callable[[int], float], requests: int) -> float:
-        """Seconds per request, driven in chunks of about what a server hands its
-        writer each flush interval; the hand-over is emptied between chunks (timed
-        apart) as the writer's thread does, rather than piling up."""
-        total = 0.0
-        for _ in range(max(1, requests // CHUNK)):
-            total += drive(CHUNK) * CHUNK
+    def in_chunks(
+        bare: Callable[[int], float], wrapped: Callable[[int], float], requests: int
+    ) -> float:
+        """Seconds penchant adds per request: bare and wrapped take turns, in chunks
+        of about what a server hands its writer each flush interval; the hand-over
+        is emptied after each wrapped chunk (timed apart), as the writer's thread
+        does, rather than piling up."""
+        added = 0.0
+        chunks = max(1, requests // CHUNK)
+        for _ in range(chunks):
+            added -= bare(CHUNK) * CHUNK
+            added += wrapped(CHUNK) * CHUNK
             start = time.perf_counter()
             penchant.settle()
             settling[0] += time.perf_counter() - start
-        return total / (max(1, requests // CHUNK) * CHUNK)
+        return added / (chunks * CHUNK)
 
     def after(requests: int) -> tuple[float, float]:
         """(us per request to make the waiting page views events, us per request to store them)."""
@@ -618,16 +625,20 @@ def added_microseconds(database_url: str, n: int, rounds: int) -> dict[str, floa
         _drive_wsgi(wsgi_wrapped, VISITORS)
         penchant.flush(timeout=30.0)
         for round_ in range(rounds):
-            bare = asyncio.run(_drive_asgi(asgi_bare, n))
             settling[0] = 0.0
-            wrapped = in_chunks(lambda k: asyncio.run(_drive_asgi(asgi_wrapped, k)), n)
-            asgi.append((wrapped - bare) * 1e6)
+            added = in_chunks(
+                lambda k: asyncio.run(_drive_asgi(asgi_bare, k)),
+                lambda k: asyncio.run(_drive_asgi(asgi_wrapped, k)),
+                n,
+            )
+            asgi.append(added * 1e6)
             later, write = after(n)
             asgi_later.append(later)
             writes.append(write)
-            bare = _drive_wsgi(_bare_wsgi, n)
-            wrapped = in_chunks(lambda k: _drive_wsgi(wsgi_wrapped, k), n)
-            wsgi.append((wrapped - bare) * 1e6)
+            added = in_chunks(
+                lambda k: _drive_wsgi(_bare_wsgi, k), lambda k: _drive_wsgi(wsgi_wrapped, k), n
+            )
+            wsgi.append(added * 1e6)
             later, write = after(n)
             wsgi_later.append(later)
             writes.append(write)

@@ -167,12 +167,14 @@ class _Deferred:
     called in order by whoever drains it: the writer's thread when its batch is
     due, and a read of a profile first for the work that can move one
     (``reads``), so that a visitor's next request sees their own page view.
-    Bounded: what does not fit is refused, and the caller counts it."""
+    Bounded, half of ``queue_size`` each: what does not fit is refused, and the
+    caller counts it. The deques stay the same objects for the life of the
+    service (a fork empties them in place), so a request path may hold them."""
 
     __slots__ = ("cap", "later", "later_lock", "reads", "reads_lock")
 
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
+    def __init__(self, queue_size: int) -> None:
+        self.cap = max(1, queue_size // 2)
         self.reads: deque[tuple[Any, ...]] = deque()  # drained before a profile is read
         self.later: deque[tuple[Any, ...]] = deque()  # by the writer's thread only
         self.reads_lock = threading.Lock()
@@ -180,6 +182,13 @@ class _Deferred:
 
     def __len__(self) -> int:
         return len(self.reads) + len(self.later)
+
+    def reset(self) -> None:
+        """Empty, with new locks (in a forked child: a parent's thread may hold one)."""
+        self.reads.clear()
+        self.later.clear()
+        self.reads_lock = threading.Lock()
+        self.later_lock = threading.Lock()
 
     def drain(self) -> None:
         self.drain_for_reads()
@@ -602,14 +611,19 @@ class Penchant:
         profile, so a read of a profile in this process calls it first. False when
         the hand-over is full (counted as dropped)."""
         deferred = self._deferred
-        if len(deferred.reads) + len(deferred.later) >= deferred.cap:
+        items = deferred.reads if before_reads else deferred.later
+        if len(items) >= deferred.cap:
             self.writer.count_dropped("queue_full")
             return False
-        (deferred.reads if before_reads else deferred.later).append((function, *arguments))
+        items.append((function, *arguments))
+        self.wake_writer()
+        return True
+
+    def wake_writer(self) -> None:
+        """Make sure the writer's thread runs: handed-over work waits for it."""
         writer = self._writer
         if writer is None or not writer.running:
             self.writer.wake()
-        return True
 
     def settle(self) -> None:
         """Do now everything requests handed over (:meth:`defer`) that is still waiting."""
@@ -1106,7 +1120,7 @@ _live: weakref.WeakSet[Penchant] = weakref.WeakSet()
 def _after_fork_in_child() -> None:
     # What the parent's requests handed over is the parent's to write.
     for instance in list(_live):
-        instance._deferred = _Deferred(instance.settings.queue_size)
+        instance._deferred.reset()
 
 
 if hasattr(os, "register_at_fork"):

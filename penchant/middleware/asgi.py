@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from penchant.middleware.core import Core, Endpoint
 from penchant.middleware.facts import RequestFacts, Response, from_scope
-from penchant.middleware.personalization import bind, unbind
+from penchant.middleware.personalization import Personalization, bind, unbind
 
 if TYPE_CHECKING:
     from penchant.middleware.types import ASGIApp, Message, Receive, Scope, Send
@@ -42,7 +42,7 @@ class PenchantASGI:
         if endpoint is not None:
             await self._endpoint(endpoint, facts, receive, send)
             return
-        personalization = core.personalization(facts)
+        personalization = Personalization(core, facts)
         scope["penchant.personalization"] = personalization
         state = scope.get("state")
         if isinstance(state, dict):
@@ -54,7 +54,7 @@ class PenchantASGI:
             if message["type"] == "http.response.start":
                 content_type = ""
                 for name, value in message.get("headers", ()):
-                    if name.lower() == b"content-type":
+                    if name == b"content-type" or name.lower() == b"content-type":
                         content_type = value.decode("latin-1")
                         break
                 extra = core.on_response_start(personalization, message["status"], content_type)

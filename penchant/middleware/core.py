@@ -70,6 +70,9 @@ PATH_CACHE = 4096
 SECRET_RETRY = 30.0
 
 Handler = Callable[["Core", RequestFacts, bytes], Response]
+# Fetch metadata of a top-level navigation (None: a client too old to send it).
+_DOCUMENT = (None, "document")
+_NAVIGATE = (None, "navigate")
 # Seconds since the epoch: a page view's time, made a datetime off the request.
 _wall_clock = time.time
 
@@ -197,6 +200,8 @@ class Core:
             honor_dnt=s.honor_dnt,
         )
         self.errors = 0
+        # The service's hand-over (the same object for its life, fork or not).
+        self._deferred = penchant._deferred
 
     # ------------------------------------------------------------ accounting
     def failed(self, what: str) -> None:
@@ -363,12 +368,14 @@ class Core:
         return (
             facts.method == "GET"
             and 200 <= status < 300
-            and content_type[:9].lower() == "text/html"
+            and (content_type.startswith("text/html") or content_type[:9].lower() == "text/html")
             and not path.startswith(self.static_prefixes)
             and path != self.prefix
             and not path.startswith(self._prefix_slash)
             and ((facts.sec_purpose is None and facts.purpose is None) or not facts.prefetch)
-            and facts.navigation
+            # RequestFacts.navigation, inline: this runs for every response
+            and facts.sec_fetch_dest in _DOCUMENT
+            and facts.sec_fetch_mode in _NAVIGATE
         )
 
     def should_record(
@@ -445,30 +452,40 @@ class Core:
                 if visitor is None and self._plain(facts):
                     if self._plain_decision.allowed:
                         clock = self.penchant.clock
-                        at = _wall_clock() if clock is utcnow else clock()
-                        # A page with a catalog target moves the visitor's profile:
-                        # their next request's read waits for it (read-your-writes).
-                        moves = self.patterns.match(facts.path) is not None
-                        self.penchant.defer(
-                            self.record_deferred, personalization, at, before_reads=moves
+                        self._hand_over(
+                            personalization,
+                            _wall_clock() if clock is utcnow else clock(),
+                            facts.path,
                         )
                     return []
                 if not is_bot(facts.user_agent):
                     visitor = personalization.visitor
                     if visitor.tracking_allowed:
-                        moves = self.patterns.match(facts.path) is not None
-                        self.penchant.defer(
-                            self.record_deferred,
-                            personalization,
-                            self.penchant.clock(),
-                            before_reads=moves,
-                        )
+                        self._hand_over(personalization, self.penchant.clock(), facts.path)
             if visitor is None or not visitor.cookies:
                 return []
             return [("Set-Cookie", value) for value in visitor.cookies]
         except Exception:
             self.failed("page view recording")
             return []
+
+    def _hand_over(self, personalization: Personalization, at: datetime | float, path: str) -> None:
+        """Queue the page view for :meth:`record_deferred` on the writer's thread.
+
+        :meth:`Penchant.defer`, spelled out: this runs for every page view. A page
+        with a catalog target can move the visitor's profile, so their next
+        request's read takes it first (read-your-writes); any other page waits
+        for the writer.
+        """
+        deferred = self._deferred
+        items = deferred.reads if self.patterns.match(path) is not None else deferred.later
+        n = len(items)
+        if n >= deferred.cap:
+            self.count_dropped("queue_full")
+            return
+        items.append((self.record_deferred, personalization, at))
+        if not n & 255:  # the first after a drain, and every 256th: is a writer running?
+            self.penchant.wake_writer()
 
     def record_deferred(self, personalization: Personalization, at: datetime | float) -> bool:
         """The second half of :meth:`on_response_start`, on the writer's thread: the

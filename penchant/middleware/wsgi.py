@@ -8,13 +8,16 @@ from typing import TYPE_CHECKING, Any
 
 from penchant.middleware.core import Core
 from penchant.middleware.facts import Response, from_environ
-from penchant.middleware.personalization import bind, unbind
+from penchant.middleware.personalization import Personalization, bind, unbind
 
 if TYPE_CHECKING:
     from penchant.middleware.types import StartResponse, WSGIApp
     from penchant.service import Penchant
 
 __all__ = ["PenchantWSGI"]
+
+# A status line's code, for the three digits it starts with (anything else: 0).
+_STATUS = {f"{code:03d}": code for code in range(100, 1000)}
 
 
 class PenchantWSGI:
@@ -41,16 +44,16 @@ class PenchantWSGI:
                     return _respond(start_response, core.too_large())
                 body = read
             return _respond(start_response, core.handle(endpoint, facts, body))
-        personalization = core.personalization(facts)
+        personalization = Personalization(core, facts)
         environ["penchant.personalization"] = personalization
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             content_type = ""
             for name, value in headers:
-                if name.lower() == "content-type":
+                if name == "Content-Type" or name.lower() == "content-type":
                     content_type = value
                     break
-            code = int(status[:3]) if status[:3].isdigit() else 0
+            code = _STATUS.get(status[:3], 0)
             extra = core.on_response_start(personalization, code, content_type)
             if extra:
                 headers = [*headers, *extra]

@@ -74,7 +74,8 @@ def test_a_procedure_page_moves_the_next_page_before_anything_is_written(
 def test_page_views_beyond_the_queue_are_counted_not_kept(
     host: str, sqlite_url: str, open_site: Callable[..., Client]
 ) -> None:
-    site = open_site(host, sqlite_url, flush_interval=60.0, batch_size=1000, queue_size=2)
+    # The hand-over holds half the queue's size of each kind of page view.
+    site = open_site(host, sqlite_url, flush_interval=60.0, batch_size=1000, queue_size=4)
     for _ in range(3):
         assert site.get("/plain").text == PLAIN
     health = site.penchant.health()
