@@ -257,14 +257,20 @@ class Core:
         return self.client_address(facts.peer, facts.forwarded_for)
 
     def _fingerprint(self, facts: RequestFacts) -> str:
-        forwarded = facts.forwarded_for
-        ip = self.client_address(facts.peer, forwarded) if forwarded else facts.peer
+        return self._fingerprint_parts(
+            facts.user_agent, facts.peer, facts.forwarded_for, facts.accept_language
+        )
+
+    def _fingerprint_parts(
+        self, user_agent: str, peer: str, forwarded_for: str | None, accept_language: str
+    ) -> str:
+        ip = self.client_address(peer, forwarded_for) if forwarded_for else peer
         lookup = self._fingerprint_of
         if lookup is None:
             # Bound once: a service's secret does not change after it is first read.
             key = b"" if self._legacy else self.secret()
             lookup = self._fingerprint_of = self.fingerprints.for_key(key)
-        return lookup(facts.user_agent, ip, facts.accept_language)
+        return lookup(user_agent, ip, accept_language)
 
     def _compute_fingerprint(self, user_agent: str, ip: str, accept_language: str) -> str:
         """The fingerprint of these inputs, uncached (``ip`` as stored: truncated or not)."""
@@ -396,10 +402,14 @@ class Core:
         reading (``now``, default the service's clock) for the session and the
         timestamp.
         """
+        return self._record_path(facts.path, visitor, event_id, now)
+
+    def _record_path(
+        self, path: str, visitor: Visitor, event_id: str | None, now: datetime | None
+    ) -> bool:
         user_id = visitor.user_id
         if user_id is None:
             return False
-        path = facts.path
         matched = self.patterns.match(path)
         if self._monotonic() >= self._next_purge:
             self.maybe_purge()
@@ -452,10 +462,10 @@ class Core:
                 if visitor is None and self._plain(facts):
                     if self._plain_decision.allowed:
                         clock = self.penchant.clock
-                        self._hand_over(
-                            personalization,
+                        self._hand_over_plain(
+                            facts,
                             _wall_clock() if clock is utcnow else clock(),
-                            facts.path,
+                            personalization._page_view_id,
                         )
                     return []
                 if not is_bot(facts.user_agent):
@@ -486,6 +496,61 @@ class Core:
         items.append((self.record_deferred, personalization, at))
         if not n & 255:  # the first after a drain, and every 256th: is a writer running?
             self.penchant.wake_writer()
+
+    def _hand_over_plain(
+        self, facts: RequestFacts, at: datetime | float, page_view_id: str | None
+    ) -> None:
+        """:meth:`_hand_over` for a request without penchant's cookies or a privacy
+        signal whose visitor the view did not ask for: only the few values
+        :meth:`record_plain` needs are kept, not the request's facts (a full
+        hand-over holds thousands of them)."""
+        path = facts.path
+        deferred = self._deferred
+        items = deferred.reads if self.patterns.match(path) is not None else deferred.later
+        n = len(items)
+        if n >= deferred.cap:
+            self.count_dropped("queue_full")
+            return
+        items.append(
+            (
+                self.record_plain,
+                facts.user_agent,
+                facts.peer,
+                facts.forwarded_for,
+                facts.accept_language,
+                path,
+                at,
+                page_view_id,
+            )
+        )
+        if not n & 255:
+            self.penchant.wake_writer()
+
+    def record_plain(
+        self,
+        user_agent: str,
+        peer: str,
+        forwarded_for: str | None,
+        accept_language: str,
+        path: str,
+        at: datetime | float,
+        page_view_id: str | None,
+    ) -> bool:
+        """:meth:`record_deferred` for what :meth:`_hand_over_plain` kept: the
+        decision is the site's (:meth:`identify` would make the same)."""
+        try:
+            if is_bot(user_agent):
+                return False
+            user_id = self._fingerprint_parts(user_agent, peer, forwarded_for, accept_language)
+            visitor = Visitor(self, self._plain_decision, user_id, "fingerprint")
+            if isinstance(at, float):
+                at = datetime.fromtimestamp(at, UTC).replace(tzinfo=None)
+            return self._record_path(path, visitor, page_view_id, at)
+        except Unavailable:
+            return False
+        except Exception:
+            self.failed("page view recording")
+            return False
 
     def record_deferred(self, personalization: Personalization, at: datetime | float) -> bool:
         """The second half of :meth:`on_response_start`, on the writer's thread: the

@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 
 from penchant.middleware.core import Core
+from penchant.middleware.facts import RequestFacts
+from penchant.middleware.personalization import Personalization
 from tests.middleware.hosts import PLAIN, Client, make_penchant, rows
 
 
@@ -39,13 +41,13 @@ def test_the_visitor_is_worked_out_on_the_writers_thread(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     threads: list[str] = []
-    identify = Core.identify
+    fingerprint = Core._fingerprint_parts
 
-    def watched(self: Core, facts: Any) -> Any:
+    def watched(self: Core, *parts: Any) -> Any:
         threads.append(threading.current_thread().name)
-        return identify(self, facts)
+        return fingerprint(self, *parts)
 
-    monkeypatch.setattr(Core, "identify", watched)
+    monkeypatch.setattr(Core, "_fingerprint_parts", watched)
     site = open_site(host, sqlite_url, flush_interval=0.05)
     assert site.get("/plain").text == PLAIN
     # Not flushed by the test: the writer's own thread picks the view up.
@@ -85,6 +87,19 @@ def test_page_views_beyond_the_queue_are_counted_not_kept(
     assert len(rows(sqlite_url)) == 2
 
 
+def test_a_page_view_keeps_only_what_its_event_needs(
+    host: str, sqlite_url: str, open_site: Callable[..., Client]
+) -> None:
+    # Neither the request's facts nor its personalization object wait for the writer.
+    site = open_site(host, sqlite_url, flush_interval=60.0, batch_size=1000)
+    assert site.get("/plain").text == PLAIN
+    (waiting,) = [*site.penchant._deferred.later, *site.penchant._deferred.reads]
+    assert not any(isinstance(part, RequestFacts | Personalization) for part in waiting)
+    assert site.penchant.flush(timeout=5.0)
+    (view,) = rows(sqlite_url)
+    assert len(view["user_id"]) == 32
+
+
 def test_a_failure_off_the_request_is_logged_and_counted(
     host: str,
     sqlite_url: str,
@@ -95,7 +110,7 @@ def test_a_failure_off_the_request_is_logged_and_counted(
     def broken(self: Core, *args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("broken on purpose")
 
-    monkeypatch.setattr(Core, "record_view", broken)
+    monkeypatch.setattr(Core, "_record_path", broken)
     site = open_site(host, sqlite_url, flush_interval=60.0)
     assert site.get("/plain").text == PLAIN
     assert site.penchant.flush(timeout=5.0)
