@@ -479,23 +479,9 @@ class Core:
             self.failed("page view recording")
             return []
 
-    def _hand_over(self, personalization: Personalization, at: datetime | float, path: str) -> None:
-        """Queue the page view for :meth:`record_deferred` on the writer's thread.
-
-        :meth:`Penchant.defer`, spelled out: this runs for every page view. A page
-        with a catalog target can move the visitor's profile, so their next
-        request's read takes it first (read-your-writes); any other page waits
-        for the writer.
-        """
-        deferred = self._deferred
-        items = deferred.reads if self.patterns.match(path) is not None else deferred.later
-        n = len(items)
-        if n >= deferred.cap:
-            self.count_dropped("queue_full")
-            return
-        items.append((self.record_deferred, personalization, at))
-        if not n & 255:  # the first after a drain, and every 256th: is a writer running?
-            self.penchant.wake_writer()
+    def _hand_over(self, personalization: Personalization, at: datetime, path: str) -> None:
+        """Queue the page view for :meth:`record_deferred` on the writer's thread."""
+        self._enqueue(path, (self.record_deferred, personalization, at))
 
     def _hand_over_plain(
         self, facts: RequestFacts, at: datetime | float, page_view_id: str | None
@@ -505,13 +491,8 @@ class Core:
         :meth:`record_plain` needs are kept, not the request's facts (a full
         hand-over holds thousands of them)."""
         path = facts.path
-        deferred = self._deferred
-        items = deferred.reads if self.patterns.match(path) is not None else deferred.later
-        n = len(items)
-        if n >= deferred.cap:
-            self.count_dropped("queue_full")
-            return
-        items.append(
+        self._enqueue(
+            path,
             (
                 self.record_plain,
                 facts.user_agent,
@@ -521,9 +502,22 @@ class Core:
                 path,
                 at,
                 page_view_id,
-            )
+            ),
         )
-        if not n & 255:
+
+    def _enqueue(self, path: str, item: tuple[Any, ...]) -> None:
+        """:meth:`Penchant.defer`, spelled out: this runs for every page view. A page
+        with a catalog target can move the visitor's profile, so their next
+        request's read takes it first (read-your-writes); any other page waits
+        for the writer."""
+        deferred = self._deferred
+        items = deferred.reads if self.patterns.match(path) is not None else deferred.later
+        n = len(items)
+        if n >= deferred.cap:
+            self.count_dropped("queue_full")
+            return
+        items.append(item)
+        if not n & 255:  # the first after a drain, and every 256th: is a writer running?
             self.penchant.wake_writer()
 
     def record_plain(
@@ -552,19 +546,15 @@ class Core:
             self.failed("page view recording")
             return False
 
-    def record_deferred(self, personalization: Personalization, at: datetime | float) -> bool:
-        """The second half of :meth:`on_response_start`, on the writer's thread: the
-        crawler check, the visitor, and the event (timed when the response started)."""
+    def record_deferred(self, personalization: Personalization, at: datetime) -> bool:
+        """The second half of :meth:`on_response_start`, on the writer's thread, for
+        a visitor worked out on the request (the view asked, or the request carries
+        penchant's cookies or a privacy signal): the event, timed when the
+        response started."""
         try:
-            facts = personalization.facts
-            if is_bot(facts.user_agent):
-                return False
-            visitor = personalization.visitor
-            if not visitor.tracking_allowed:
-                return False
-            if isinstance(at, float):
-                at = datetime.fromtimestamp(at, UTC).replace(tzinfo=None)
-            return self.record_view(facts, visitor, personalization.page_view_id, at)
+            return self.record_view(
+                personalization.facts, personalization.visitor, personalization.page_view_id, at
+            )
         except Exception:
             self.failed("page view recording")
             return False
