@@ -168,8 +168,7 @@ class _Deferred:
     due, and a read of a profile first for the work that can move one
     (``reads``), so that a visitor's next request sees their own page view.
     Bounded, half of ``queue_size`` each: what does not fit is refused, and the
-    caller counts it. The deques stay the same objects for the life of the
-    service (a fork empties them in place), so a request path may hold them."""
+    caller counts it. A fork empties them in place."""
 
     __slots__ = ("cap", "later", "later_lock", "reads", "reads_lock")
 

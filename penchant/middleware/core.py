@@ -200,8 +200,6 @@ class Core:
             honor_dnt=s.honor_dnt,
         )
         self.errors = 0
-        # The service's hand-over (the same object for its life, fork or not).
-        self._deferred = penchant._deferred
 
     # ------------------------------------------------------------ accounting
     def failed(self, what: str) -> None:
@@ -480,8 +478,18 @@ class Core:
             return []
 
     def _hand_over(self, personalization: Personalization, at: datetime, path: str) -> None:
-        """Queue the page view for :meth:`record_deferred` on the writer's thread."""
-        self._enqueue(path, (self.record_deferred, personalization, at))
+        """Queue the page view for :meth:`record_deferred` on the writer's thread.
+
+        A page with a catalog target can move the visitor's profile, so their next
+        request's read takes it first (read-your-writes); any other page waits for
+        the writer.
+        """
+        self.penchant.defer(
+            self.record_deferred,
+            personalization,
+            at,
+            before_reads=self.patterns.match(path) is not None,
+        )
 
     def _hand_over_plain(
         self, facts: RequestFacts, at: datetime | float, page_view_id: str | None
@@ -491,34 +499,17 @@ class Core:
         :meth:`record_plain` needs are kept, not the request's facts (a full
         hand-over holds thousands of them)."""
         path = facts.path
-        self._enqueue(
+        self.penchant.defer(
+            self.record_plain,
+            facts.user_agent,
+            facts.peer,
+            facts.forwarded_for,
+            facts.accept_language,
             path,
-            (
-                self.record_plain,
-                facts.user_agent,
-                facts.peer,
-                facts.forwarded_for,
-                facts.accept_language,
-                path,
-                at,
-                page_view_id,
-            ),
+            at,
+            page_view_id,
+            before_reads=self.patterns.match(path) is not None,
         )
-
-    def _enqueue(self, path: str, item: tuple[Any, ...]) -> None:
-        """:meth:`Penchant.defer`, spelled out: this runs for every page view. A page
-        with a catalog target can move the visitor's profile, so their next
-        request's read takes it first (read-your-writes); any other page waits
-        for the writer."""
-        deferred = self._deferred
-        items = deferred.reads if self.patterns.match(path) is not None else deferred.later
-        n = len(items)
-        if n >= deferred.cap:
-            self.count_dropped("queue_full")
-            return
-        items.append(item)
-        if not n & 255:  # the first after a drain, and every 256th: is a writer running?
-            self.penchant.wake_writer()
 
     def record_plain(
         self,
