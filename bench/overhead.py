@@ -589,16 +589,17 @@ def added_microseconds(database_url: str, n: int, rounds: int) -> dict[str, floa
         """Seconds penchant adds per request: bare and wrapped take turns, in chunks
         of about what a server hands its writer each flush interval; the hand-over
         is emptied after each wrapped chunk (timed apart), as the writer's thread
-        does, rather than piling up."""
-        added = 0.0
+        does, rather than piling up. The median of the chunks' differences: a
+        chunk the machine slowed down moves it no more than any other chunk."""
+        added: list[float] = []
         chunks = max(1, requests // CHUNK)
         for _ in range(chunks):
-            added -= bare(CHUNK) * CHUNK
-            added += wrapped(CHUNK) * CHUNK
+            bare_s = bare(CHUNK)
+            added.append(wrapped(CHUNK) - bare_s)
             start = time.perf_counter()
             penchant.settle()
             settling[0] += time.perf_counter() - start
-        return added / (chunks * CHUNK)
+        return statistics.median(added)
 
     def after(requests: int) -> tuple[float, float]:
         """(us per request to make the waiting page views events, us per request to store them)."""

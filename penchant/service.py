@@ -609,13 +609,20 @@ class Penchant:
         turning a page view into an event. ``before_reads``: it can move a visitor's
         profile, so a read of a profile in this process calls it first. False when
         the hand-over is full (counted as dropped)."""
+        return self.defer_work((function, *arguments), before_reads)
+
+    def defer_work(self, work: tuple[Any, ...], before_reads: bool = False) -> bool:
+        """:meth:`defer` of ``work``, ``(function, *arguments)`` made by the caller:
+        the middleware builds one tuple per page view, and no more."""
         deferred = self._deferred
         items = deferred.reads if before_reads else deferred.later
         if len(items) >= deferred.cap:
             self.writer.count_dropped("queue_full")
             return False
-        items.append((function, *arguments))
-        self.wake_writer()
+        items.append(work)
+        writer = self._writer  # wake_writer(), inline: this runs for every page view
+        if writer is None or not writer.running:
+            self.writer.wake()
         return True
 
     def wake_writer(self) -> None:

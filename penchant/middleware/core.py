@@ -178,6 +178,8 @@ class Core:
         self.patterns = UrlPatterns(s.url_patterns)
         self.client_address = ClientAddress(s.trusted_proxies)
         self.static_prefixes = tuple(s.static_prefixes)
+        # Never a page view: static files and penchant's own routes, in one test.
+        self._not_pages = (*self.static_prefixes, self._prefix_slash)
         self._limiter: RateLimiter | None = None
         self.routes = endpoints.routes()
         self._monotonic = monotonic
@@ -373,9 +375,8 @@ class Core:
             facts.method == "GET"
             and 200 <= status < 300
             and (content_type.startswith("text/html") or content_type[:9].lower() == "text/html")
-            and not path.startswith(self.static_prefixes)
+            and not path.startswith(self._not_pages)
             and path != self.prefix
-            and not path.startswith(self._prefix_slash)
             and ((facts.sec_purpose is None and facts.purpose is None) or not facts.prefetch)
             # RequestFacts.navigation, inline: this runs for every response
             and facts.sec_fetch_dest in _DOCUMENT
@@ -448,7 +449,10 @@ class Core:
         :meth:`record_deferred`); returns headers to add (cookies). Never raises.
         A request without penchant's cookies or a privacy signal needs nothing
         more of this thread: who the visitor is, and whether the agent is a
-        crawler, is worked out there.
+        crawler, is worked out there (:meth:`record_plain`). A page whose path
+        may have a catalog target can move the visitor's profile, so the next
+        read of a profile takes it first (read-your-writes); any other page
+        waits for the writer.
         """
         try:
             if personalization._started:
@@ -456,60 +460,62 @@ class Core:
             personalization._started = True
             facts = personalization.facts
             visitor = personalization._visitor
-            if self._may_be_page_view(facts, status, content_type):
-                if visitor is None and self._plain(facts):
+            path = facts.path
+            # _may_be_page_view() and _plain(), inline: this runs for every response
+            # (test_deferred_views.py holds the copy to them)
+            if (
+                facts.method == "GET"
+                and 200 <= status < 300
+                and (
+                    content_type.startswith("text/html") or content_type[:9].lower() == "text/html"
+                )
+                and not path.startswith(self._not_pages)
+                and path != self.prefix
+                and ((facts.sec_purpose is None and facts.purpose is None) or not facts.prefetch)
+                and facts.sec_fetch_dest in _DOCUMENT
+                and facts.sec_fetch_mode in _NAVIGATE
+            ):
+                cookie = facts.cookie
+                if (
+                    visitor is None
+                    and facts.sec_gpc is None
+                    and facts.dnt is None
+                    and (
+                        not cookie
+                        or (OPT_OUT_COOKIE not in cookie and CONSENT_COOKIE not in cookie)
+                    )
+                ):
                     if self._plain_decision.allowed:
+                        # Only the few values record_plain() needs wait, not the
+                        # request's facts (a full hand-over holds thousands).
                         clock = self.penchant.clock
-                        self._hand_over_plain(
-                            facts,
-                            _wall_clock() if clock is utcnow else clock(),
-                            personalization._page_view_id,
+                        self.penchant.defer_work(
+                            (
+                                self.record_plain,
+                                facts.user_agent,
+                                facts.peer,
+                                facts.forwarded_for,
+                                facts.accept_language,
+                                path,
+                                _wall_clock() if clock is utcnow else clock(),
+                                personalization._page_view_id,
+                            ),
+                            path.startswith(self.patterns.prefixes),
                         )
                     return []
                 if not is_bot(facts.user_agent):
                     visitor = personalization.visitor
                     if visitor.tracking_allowed:
-                        self._hand_over(personalization, self.penchant.clock(), facts.path)
+                        self.penchant.defer_work(
+                            (self.record_deferred, personalization, self.penchant.clock()),
+                            path.startswith(self.patterns.prefixes),
+                        )
             if visitor is None or not visitor.cookies:
                 return []
             return [("Set-Cookie", value) for value in visitor.cookies]
         except Exception:
             self.failed("page view recording")
             return []
-
-    def _hand_over(self, personalization: Personalization, at: datetime, path: str) -> None:
-        """Queue the page view for :meth:`record_deferred` on the writer's thread.
-
-        A page with a catalog target can move the visitor's profile, so their next
-        request's read takes it first (read-your-writes); any other page waits for
-        the writer.
-        """
-        self.penchant.defer(
-            self.record_deferred,
-            personalization,
-            at,
-            before_reads=self.patterns.match(path) is not None,
-        )
-
-    def _hand_over_plain(
-        self, facts: RequestFacts, at: datetime | float, page_view_id: str | None
-    ) -> None:
-        """:meth:`_hand_over` for a request without penchant's cookies or a privacy
-        signal whose visitor the view did not ask for: only the few values
-        :meth:`record_plain` needs are kept, not the request's facts (a full
-        hand-over holds thousands of them)."""
-        path = facts.path
-        self.penchant.defer(
-            self.record_plain,
-            facts.user_agent,
-            facts.peer,
-            facts.forwarded_for,
-            facts.accept_language,
-            path,
-            at,
-            page_view_id,
-            before_reads=self.patterns.match(path) is not None,
-        )
 
     def record_plain(
         self,
@@ -521,7 +527,7 @@ class Core:
         at: datetime | float,
         page_view_id: str | None,
     ) -> bool:
-        """:meth:`record_deferred` for what :meth:`_hand_over_plain` kept: the
+        """:meth:`record_deferred` for what :meth:`on_response_start` kept: the
         decision is the site's (:meth:`identify` would make the same)."""
         try:
             if is_bot(user_agent):

@@ -295,14 +295,19 @@ class UrlPatterns:
     def __init__(self, patterns: Sequence[tuple[str, str]]) -> None:
         self._targets: list[str] = []
         parts: list[str] = []
+        prefixes: list[str] = []
         for index, (pattern, target) in enumerate(patterns):
             if pattern.count("{id}") != 1:
                 raise ValueError(f"url_patterns: {pattern!r} must contain {{id}} exactly once")
+            prefixes.append(pattern.split("{id}", 1)[0])
             pieces = [re.escape(piece) for piece in _PLACEHOLDER.split(pattern)]
             body = f"(?P<p{index}>[0-9]{{1,10}})".join(pieces).rstrip("/")
             parts.append(f"(?:{body}/?)")
             self._targets.append(target)
         self._regex = re.compile("|".join(parts)) if parts else None
+        #: What every matching path starts with: ``path.startswith(prefixes)`` is
+        #: False for a path no pattern can match (a test cheaper than the match).
+        self.prefixes = tuple(prefixes)
 
     def match(self, path: str) -> tuple[str, int] | None:
         if self._regex is None:

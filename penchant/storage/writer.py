@@ -179,7 +179,10 @@ class Writer:
         self._deadline: float | None = None
         self._lost_at_close = 0  # events given up on once close() was called
         self._thread: threading.Thread | None = None
-        self._running = False  # the thread is in _run (set and cleared under the lock)
+        #: Whether the thread is running, in ``_run`` (it stays up once started,
+        #: until close); set and cleared under the lock. Read-only to others: an
+        #: attribute, not a property, since every page view reads it.
+        self.running = False
         self._store: Store | None = None
         self._accepted = 0
         self._stored = 0
@@ -210,23 +213,18 @@ class Writer:
                 self._next_seq += 1
                 if len(self._queue) >= self._batch_size:
                     self._cond.notify_all()
-                if not self._running:
+                if not self.running:
                     self._ensure_thread()
             return True
         except Exception:
             logger.exception("could not queue an interaction")
             return False
 
-    @property
-    def running(self) -> bool:
-        """Whether the thread is running (it stays up once started, until close)."""
-        return self._running
-
     def wake(self) -> None:
         """Start the thread if it is not running: the intake has work for it."""
         self._check_process()
         with self._lock:
-            if not self._running:
+            if not self.running:
                 self._ensure_thread()
 
     def count_dropped(self, reason: str, n: int = 1) -> None:
@@ -326,7 +324,7 @@ class Writer:
         if self._closed or (self._thread is not None and self._thread.is_alive()):
             return
         self._thread = threading.Thread(target=self._run, name="penchant-writer", daemon=True)
-        self._running = True
+        self.running = True
         self._thread.start()
 
     def _drop_pending_locked(self) -> int:
@@ -364,7 +362,7 @@ class Writer:
         finally:
             with self._cond:
                 if self._thread is threading.current_thread():
-                    self._running = False
+                    self.running = False
 
     def _next_batch_locked(self, *, drained: bool = False) -> list[tuple[int, Interaction]] | None:
         """The next batch to write; ``_DRAIN`` first when the intake holds events

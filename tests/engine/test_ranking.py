@@ -125,6 +125,29 @@ def test_reason_and_recommendation_as_dict() -> None:
     assert Reason("holdout").as_dict() == {"kind": "holdout", "text": "Popular"}
 
 
+def test_ranked_lists_share_their_reasons_and_the_store_stays_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Cached lists hold a reason per line: equal reasons are one object, and a
+    catalog entry replaced by an equal one gets its own (its name, URL may differ)."""
+    import penchant.engine.ranking as ranking_module
+
+    first = rec("procedures", None)
+    again = rec("procedures", None)
+    assert [r.reason for r in first] == [r.reason for r in again]
+    assert all(a.reason is b.reason for a, b in zip(first, again, strict=True))
+    renamed = Category(1, "Injectables")  # equal to INJECTABLES, not the same object
+    assert renamed == INJECTABLES
+    reason = ranking_module._reason("popular", renamed)
+    assert reason.source is renamed and reason is ranking_module._reason("popular", renamed)
+    assert reason is not ranking_module._reason("popular", INJECTABLES)
+    monkeypatch.setattr(ranking_module, "_REASONS_KEPT", 3)
+    for n in range(10):
+        made = ranking_module._reason("popular", Category(100 + n, f"C{n}"))
+        assert str(made) == f"Popular in C{n}"
+        assert len(ranking_module._REASONS) <= 3
+
+
 def test_recommended_reasons_name_their_source() -> None:
     profile = VisitorProfile("v", {}, viewed(10))
     neighbours = {("procedure", 10): [(("procedure", 16), 50.0)]}

@@ -159,3 +159,72 @@ def test_a_forked_worker_does_not_write_the_parents_page_views(tmp_path: Path) -
         assert marker.read_text() == "parent's work ran in the child"
     finally:
         penchant.close(timeout=5.0)
+
+
+def test_the_response_start_applies_the_page_view_rules_as_written(tmp_path: Path) -> None:
+    """on_response_start() inlines _may_be_page_view() and _plain() (it runs for every
+    response); over every combination here it decides as they do."""
+    import itertools
+
+    from tests.middleware.hosts import BROWSER
+
+    penchant = make_penchant(f"sqlite:///{tmp_path / 'rules.db'}", flush_interval=60.0)
+    core = Core(penchant)
+    headers: list[dict[str, str]] = [
+        {},
+        {"sec_fetch_dest": "document", "sec_fetch_mode": "navigate"},
+        {"sec_fetch_dest": "image"},
+        {"sec_fetch_mode": "cors"},
+        {"sec_purpose": "prefetch"},
+        {"purpose": "prerender"},
+        {"sec_purpose": "other"},
+        {"sec_gpc": "1"},
+        {"dnt": "1"},
+        {"cookie": "theme=dark"},
+        {"cookie": "penchant_optout=1"},
+        {"cookie": "a=b; penchant_consent=x"},
+    ]
+    paths = [
+        "/",
+        "/procedures/5",
+        "/procedures/x",
+        "/static/app.css",
+        core.prefix,
+        core.prefix + "/x",
+    ]
+    types = ["text/html; charset=utf-8", "TEXT/HTML", "application/json", ""]
+    checked = 0
+    try:
+        for method, status, content_type, path, extra in itertools.product(
+            ["GET", "POST"], [200, 204, 302, 404], types, paths, headers
+        ):
+            facts = RequestFacts(method, path, user_agent=BROWSER, peer="203.0.113.9", **extra)
+            personalization = Personalization(core, facts)
+            before = {id(work) for work in [*penchant._deferred.reads, *penchant._deferred.later]}
+            core.on_response_start(personalization, status, content_type)
+            handed = [
+                work
+                for work in [*penchant._deferred.reads, *penchant._deferred.later]
+                if id(work) not in before
+            ]
+            page_view = core._may_be_page_view(facts, status, content_type)
+            plain = core._plain(facts)
+            assert [work[0] for work in handed if work[0] == core.record_plain] == (
+                [core.record_plain] if page_view and plain else []
+            ), (method, status, content_type, path, extra)
+            if page_view and not plain:
+                tracked = core.identify(facts).tracking_allowed
+                assert [work[0] for work in handed] == (
+                    [core.record_deferred] if tracked else []
+                ), (method, status, content_type, path, extra)
+            # What may move a profile is taken first by the next read of one.
+            for work in handed:
+                in_reads = any(work is waiting for waiting in penchant._deferred.reads)
+                assert in_reads == (
+                    core.patterns.match(path) is not None or path == "/procedures/x"
+                )
+            checked += page_view
+            penchant.settle()
+        assert checked > 10
+    finally:
+        penchant.close(timeout=5.0)

@@ -420,7 +420,7 @@ def test_a_writer_thread_killed_by_a_bug_is_restarted_by_the_next_submit(
     for event in first:
         writer.submit(event)
     wait_for(lambda: "writer thread failed" in caplog.text)
-    wait_for(lambda: not writer._running)
+    wait_for(lambda: not writer.running)
     dead = writer._thread
     assert dead is not None
     dead.join(5)
