@@ -70,6 +70,16 @@ DeltasFor = Callable[[Sequence[Interaction]], list[AffinityDelta]]
 ItemKey = tuple[str, int]
 
 _UNION_CHUNK = 50  # per-visitor / per-item subqueries glued into one round trip
+# Each item's best neighbours on PostgreSQL, for items given as two arrays.
+_PG_NEIGHBOURS = (
+    "SELECT k.item_type, k.item_id, n.neighbour_type, n.neighbour_id, n.score"
+    " FROM unnest(%(types)s::text[], %(ids)s::bigint[]) AS k(item_type, item_id)"
+    " CROSS JOIN LATERAL ("
+    f"SELECT neighbour_type, neighbour_id, score FROM {item_neighbours.name}"
+    f" WHERE {item_neighbours.name}.item_type = k.item_type"
+    f" AND {item_neighbours.name}.item_id = k.item_id"
+    " ORDER BY score DESC LIMIT %(limit)s) AS n"
+)
 _MAX_ERROR_CHARS = 500
 _WRITER_CACHE_KIB = 16384  # SQLite pages cached by the write connection (default 2 MB)
 _TRANSIENT_RETRIES = 3  # deadlock or serialization failure: retry the transaction at once
@@ -1308,20 +1318,38 @@ class Store:
         if not wanted or limit_per_item <= 0:
             return out
         with self._begin() as conn:
-            for chunk in _chunks(wanted, _UNION_CHUNK):
-                parts = [
-                    sa.select(
-                        n.c.item_type, n.c.item_id, n.c.neighbour_type, n.c.neighbour_id, n.c.score
-                    )
-                    .where(n.c.item_type == item_type, n.c.item_id == item_id)
-                    .order_by(n.c.score.desc())
-                    .limit(limit_per_item)
-                    .subquery()
-                    .select()
-                    for item_type, item_id in chunk
-                ]
-                for row in conn.execute(sa.union_all(*parts)):
+            if self._copy_batches:  # PostgreSQL through psycopg2
+                # One statement whatever the items: building and keying a union of
+                # a subquery per item cost more than the database's answer to it.
+                rows = conn.exec_driver_sql(
+                    _PG_NEIGHBOURS,
+                    {
+                        "types": [item_type for item_type, _ in wanted],
+                        "ids": [item_id for _, item_id in wanted],
+                        "limit": limit_per_item,
+                    },
+                )
+                for row in rows:
                     out[(row[0], row[1])].append(((row[2], row[3]), float(row[4])))
+            else:
+                for chunk in _chunks(wanted, _UNION_CHUNK):
+                    parts = [
+                        sa.select(
+                            n.c.item_type,
+                            n.c.item_id,
+                            n.c.neighbour_type,
+                            n.c.neighbour_id,
+                            n.c.score,
+                        )
+                        .where(n.c.item_type == item_type, n.c.item_id == item_id)
+                        .order_by(n.c.score.desc())
+                        .limit(limit_per_item)
+                        .subquery()
+                        .select()
+                        for item_type, item_id in chunk
+                    ]
+                    for row in conn.execute(sa.union_all(*parts)):
+                        out[(row[0], row[1])].append(((row[2], row[3]), float(row[4])))
         for found in out.values():
             found.sort(key=lambda pair: (-pair[1], pair[0]))
         return out

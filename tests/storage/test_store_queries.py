@@ -132,6 +132,19 @@ def test_neighbours_accumulate_rank_and_trim(store: Store, t0: datetime) -> None
     assert store.trim_neighbours(2) == 0
 
 
+def test_neighbours_of_many_items_in_one_read(store: Store, t0: datetime) -> None:
+    """More items than one statement's union holds on SQLite (PostgreSQL reads
+    them in one statement): each item gets its own best, in order."""
+    items = [("procedure", i) for i in range(1, 61)] + [("doctor", 7)]
+    pairs = {(item, ("package", k)): float(k + n) for n, item in enumerate(items) for k in range(3)}
+    store.add_neighbours(pairs, t0)
+    found = store.neighbours([*items, ("procedure", 999)], limit_per_item=2)
+    assert len(found) == len(items) + 1
+    for n, item in enumerate(items):
+        assert found[item] == [(("package", 2), float(2 + n)), (("package", 1), float(1 + n))]
+    assert found[("procedure", 999)] == []
+
+
 def test_neighbour_upserts_from_threads_add_up(store: Store, t0: datetime) -> None:
     a, b = ("procedure", 10), ("procedure", 11)
 
