@@ -620,16 +620,10 @@ class Penchant:
             self.writer.count_dropped("queue_full")
             return False
         items.append(work)
-        writer = self._writer  # wake_writer(), inline: this runs for every page view
+        writer = self._writer  # the thread runs: handed-over work waits for it
         if writer is None or not writer.running:
             self.writer.wake()
         return True
-
-    def wake_writer(self) -> None:
-        """Make sure the writer's thread runs: handed-over work waits for it."""
-        writer = self._writer
-        if writer is None or not writer.running:
-            self.writer.wake()
 
     def settle(self) -> None:
         """Do now everything requests handed over (:meth:`defer`) that is still waiting."""

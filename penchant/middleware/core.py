@@ -2,7 +2,7 @@
 
 The core decides, from :class:`~penchant.middleware.facts.RequestFacts` alone,
 who the visitor is and whether they may be tracked (:meth:`Core.identify`),
-whether a response is a page view to record (:meth:`Core.should_record`), and
+whether a response is a page view to record (:meth:`Core.on_response_start`), and
 answers penchant's own endpoints with plain :class:`~penchant.middleware.facts.Response`
 values. The adapters only translate; no behaviour lives in one of them only.
 
@@ -364,30 +364,6 @@ class Core:
     def own_path(self, path: str) -> bool:
         return path == self.prefix or path.startswith(self._prefix_slash)
 
-    def is_page_view(self, facts: RequestFacts, status: int, content_type: str) -> bool:
-        """A GET navigation answered 2xx with HTML: not static, penchant's own, prefetch or bot."""
-        return self._may_be_page_view(facts, status, content_type) and not is_bot(facts.user_agent)
-
-    def _may_be_page_view(self, facts: RequestFacts, status: int, content_type: str) -> bool:
-        """:meth:`is_page_view` but for the crawler check."""
-        path = facts.path
-        return (
-            facts.method == "GET"
-            and 200 <= status < 300
-            and (content_type.startswith("text/html") or content_type[:9].lower() == "text/html")
-            and not path.startswith(self._not_pages)
-            and path != self.prefix
-            and ((facts.sec_purpose is None and facts.purpose is None) or not facts.prefetch)
-            # RequestFacts.navigation, inline: this runs for every response
-            and facts.sec_fetch_dest in _DOCUMENT
-            and facts.sec_fetch_mode in _NAVIGATE
-        )
-
-    def should_record(
-        self, facts: RequestFacts, visitor: Visitor, status: int, content_type: str
-    ) -> bool:
-        return visitor.tracking_allowed and self.is_page_view(facts, status, content_type)
-
     def record_view(
         self,
         facts: RequestFacts,
@@ -461,8 +437,10 @@ class Core:
             facts = personalization.facts
             visitor = personalization._visitor
             path = facts.path
-            # _may_be_page_view() and _plain(), inline: this runs for every response
-            # (test_deferred_views.py holds the copy to them)
+            # A page view: a GET navigation answered 2xx with HTML, not static,
+            # penchant's own or a prefetch (the crawler check comes later). Then,
+            # inline as _plain() is, since this runs for every response: no
+            # privacy signal and none of penchant's cookies.
             if (
                 facts.method == "GET"
                 and 200 <= status < 300

@@ -162,8 +162,8 @@ def test_a_forked_worker_does_not_write_the_parents_page_views(tmp_path: Path) -
 
 
 def test_the_response_start_applies_the_page_view_rules_as_written(tmp_path: Path) -> None:
-    """on_response_start() inlines _may_be_page_view() and _plain() (it runs for every
-    response); over every combination here it decides as they do."""
+    """on_response_start() checks the page-view rules inline (it runs for every
+    response); over every combination here it decides as the rules say."""
     import itertools
 
     from tests.middleware.hosts import BROWSER
@@ -207,8 +207,17 @@ def test_the_response_start_applies_the_page_view_rules_as_written(tmp_path: Pat
                 for work in [*penchant._deferred.reads, *penchant._deferred.later]
                 if id(work) not in before
             ]
-            page_view = core._may_be_page_view(facts, status, content_type)
-            plain = core._plain(facts)
+            page_view = (
+                method == "GET"
+                and 200 <= status < 300
+                and content_type.lower().startswith("text/html")
+                and not path.startswith(("/static/", core.prefix))
+                and not facts.prefetch
+                and facts.navigation
+            )
+            plain = not (
+                extra.get("sec_gpc") or extra.get("dnt") or "penchant_" in extra.get("cookie", "")
+            )
             assert [work[0] for work in handed if work[0] == core.record_plain] == (
                 [core.record_plain] if page_view and plain else []
             ), (method, status, content_type, path, extra)
