@@ -8,6 +8,7 @@ settings, 1 when the database cannot do what was asked.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Iterator, Sequence
@@ -19,7 +20,7 @@ import click
 
 from penchant.config import ConfigError, Settings
 from penchant.engine.report import build_report, funnel_paths, render_report
-from penchant.storage import changes
+from penchant.storage import changes, schema_version
 from penchant.storage.reporting import funnel_sessions, session_counts
 from penchant.storage.retention import cutoff
 from penchant.storage.store import Store, StoreError, describe_error
@@ -81,17 +82,52 @@ def _settings(database_url: str | None) -> Settings:
 
 
 @contextmanager
-def _store(settings: Settings) -> Iterator[Store]:
+def _store(settings: Settings, *, schema: bool = True) -> Iterator[Store]:
+    """The store of ``settings``; with ``schema``, only a database at the current schema.
+
+    Only ``db upgrade`` (``schema=False``) creates anything: the other commands
+    neither create a SQLite file nor tables, and say when there is nothing yet.
+    """
     try:
         store = Store(settings.database_url)
     except StoreError as exc:
         raise click.UsageError(str(exc)) from None
     try:
+        if schema:
+            _require_schema(store)
         yield store
     except StoreError as exc:
         raise _Fail(str(exc)) from None
     finally:
         store.dispose()
+
+
+def _sqlite_file(store: Store) -> str | None:
+    """The file of a SQLite database (absolute), None for PostgreSQL or memory."""
+    name = store.url.database
+    if store.dialect != "sqlite" or name in (None, "", ":memory:"):
+        return None
+    return os.path.abspath(str(name))
+
+
+def _require_schema(store: Store) -> None:
+    path = _sqlite_file(store)
+    if path is not None and not os.path.exists(path):
+        raise _Fail(
+            f"no database at {path} yet: nothing has been stored "
+            "(penchant creates it on the first page view, or run `penchant db upgrade`)"
+        )
+    state = schema_version.current(store)
+    if state.is_empty:
+        raise _Fail(
+            f"{store.display_url} has no penchant tables yet: nothing has been stored "
+            "(penchant creates them on first use, or run `penchant db upgrade`)"
+        )
+    if not state.is_current:
+        raise _Fail(
+            f"{store.display_url} is at schema revision {state.revision}, this penchant "
+            f"needs {state.head}: run `penchant db upgrade`"
+        )
 
 
 def _fingerprint(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -101,8 +137,29 @@ def _fingerprint(_ctx: click.Context, _param: click.Parameter, value: str) -> st
     return value
 
 
+_NOW = "penchant.now"  # ctx.meta key (meta is shared by the group and its commands)
+
+
+def _given_now(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """Keep ``--now`` (naive UTC, as stored) for :func:`_now`."""
+    if value is None:
+        return
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise click.BadParameter(
+            f"expected an ISO 8601 timestamp such as 2026-12-07T12:00:00, got {value!r}"
+        ) from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    ctx.meta[_NOW] = moment
+
+
 def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    """What commands compare with: ``--now`` when given, else the real clock."""
+    ctx = click.get_current_context(silent=True)
+    given = ctx.meta.get(_NOW) if ctx is not None else None
+    return given if isinstance(given, datetime) else datetime.now(UTC).replace(tzinfo=None)
 
 
 database_url_option = click.option(
@@ -114,18 +171,70 @@ database_url_option = click.option(
 
 
 @click.group(cls=_OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--now",
+    metavar="ISO-TIMESTAMP",
+    hidden=True,  # for tests: the moment every command compares with
+    expose_value=False,
+    callback=_given_now,
+    help="Take this moment (UTC unless it carries an offset) as now.",
+)
 def main() -> None:
     """penchant: personalization for anonymous visitors (operator commands)."""
+
+
+@main.group()
+def db() -> None:
+    """The database schema: where it stands, and bringing it up to date."""
+
+
+@db.command("upgrade")
+@database_url_option
+def db_upgrade(database_url: str | None) -> None:
+    """Create the tables, or migrate them with their data, to the current schema.
+
+    Safe to run again, and from several hosts at once.
+    """
+    settings = _settings(database_url)
+    with _store(settings, schema=False) as store:
+        before, after = schema_version.upgrade(store)
+        if before.is_empty:
+            click.echo(f"created the tables at revision {after.revision} in {store.display_url}")
+        elif before.revision == after.revision:
+            click.echo(f"{store.display_url} is already at revision {after.revision}")
+        else:
+            click.echo(
+                f"upgraded {store.display_url} from revision {before.revision} to {after.revision}"
+            )
+
+
+@db.command("current")
+@database_url_option
+def db_current(database_url: str | None) -> None:
+    """Where the database's schema stands (exit 1 unless it is current)."""
+    settings = _settings(database_url)
+    with _store(settings, schema=False) as store:
+        path = _sqlite_file(store)
+        if path is not None and not os.path.exists(path):
+            raise _Fail(
+                f"no database at {path} yet (revision: none, needs {schema_version.head()})"
+            )
+        state = schema_version.current(store)
+    if state.is_current:
+        click.echo(f"{store.display_url}: revision {state.revision} (current)")
+        return
+    where = "none (no tables)" if state.is_empty else state.revision
+    raise _Fail(
+        f"{store.display_url}: revision {where}, this penchant needs {state.head}: "
+        "run `penchant db upgrade`"
+    )
 
 
 @main.command("init-db")
 @database_url_option
 def init_db(database_url: str | None) -> None:
-    """Create penchant's tables (safe to run again)."""
-    settings = _settings(database_url)
-    with _store(settings) as store:
-        store.create_all()
-        click.echo(f"tables ready in {store.display_url}")
+    """The same as `penchant db upgrade` (safe to run again)."""
+    click.get_current_context().invoke(db_upgrade, database_url=database_url)
 
 
 @main.command()
@@ -227,7 +336,7 @@ def erase(database_url: str | None, fingerprint: str, yes: bool) -> None:
             click.confirm(f"Erase every row of visitor {fingerprint}?", abort=True)
         deleted = store.erase(fingerprint)
         # running workers drop their cached copy of this visitor's profile
-        changes.note_changes(store, [fingerprint], datetime.now(UTC).replace(tzinfo=None))
+        changes.note_changes(store, [fingerprint], _now())
     click.echo(f"erased {deleted} rows of visitor {fingerprint}")
 
 

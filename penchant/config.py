@@ -59,6 +59,8 @@ class Settings:
 
     database_url: str = "sqlite:///penchant.db"
     enabled: bool = True
+    # create the tables in a database that has none of them, on first use
+    create_tables: bool = True
     retention_days: int = 90
     decay_rate: float = 0.95
     secret_keys: tuple[str, ...] = ()
@@ -217,6 +219,8 @@ class Settings:
             kwargs["retention_days"] = _parse_number("INTERACTION_RETENTION_DAYS", raw, int)
         if (raw := get("AFFINITY_DECAY_RATE")) is not None:
             kwargs["decay_rate"] = _parse_number("AFFINITY_DECAY_RATE", raw, float)
+        if (raw := get("PENCHANT_CREATE_TABLES")) is not None:
+            kwargs["create_tables"] = _parse_bool("PENCHANT_CREATE_TABLES", raw)
         if (raw := get("PENCHANT_SECRET_KEYS") or get("PENCHANT_SECRET_KEY")) is not None:
             kwargs["secret_keys"] = _split(raw)
         if (raw := get("PENCHANT_CONSENT")) is not None:

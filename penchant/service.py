@@ -46,6 +46,7 @@ from penchant.storage.reporting import (
     record_exposures,
     session_counts,
 )
+from penchant.storage.schema_version import SchemaGate, upgrade
 from penchant.storage.store import StoreUnavailable, describe_error
 
 if TYPE_CHECKING:
@@ -277,9 +278,15 @@ class _ReadGuard:
     outage costs each request nothing and the log one line.
     """
 
-    def __init__(self, timeout: float, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        timeout: float,
+        clock: Callable[[], float],
+        said: Callable[[], bool] = lambda: False,
+    ) -> None:
         self._timeout = timeout
         self._clock = clock
+        self._said = said  # True: the problem is already in the log (the schema gate's)
         self._pool: ThreadPoolExecutor | None = None
         self._pid = -1
         self._open_until = 0.0
@@ -316,7 +323,7 @@ class _ReadGuard:
             pause = min(30.0, 0.5 * 2 ** (self._failures - 1))
             self._open_until = self._clock() + pause
             first = self._failures == 1
-        if first:
+        if first and not self._said():
             logger.warning("%s failed (%s); serving popular content for a while", what, why)
         else:
             logger.debug("%s failed again (%s); next try in %.1f s", what, why, pause)
@@ -331,6 +338,8 @@ class Penchant:
 
     ``Penchant()`` reads the environment; keyword arguments are any
     :class:`~penchant.Settings` field (plus ``secret_key``) and win over it.
+    ``clock`` gives "now" (naive UTC) to everything dated; ``timer`` gives the
+    seconds that caches, deadlines and retries count (``time.monotonic``).
     """
 
     def __init__(
@@ -340,6 +349,7 @@ class Penchant:
         catalog: CatalogSource | None = None,
         catalog_ttl: float = 300.0,
         clock: Callable[[], datetime] = utcnow,
+        timer: Callable[[], float] = time.monotonic,
         **settings_kwargs: Any,
     ) -> None:
         if settings is None:
@@ -348,7 +358,7 @@ class Penchant:
             settings = Settings.build(**{**_fields(settings), **settings_kwargs})
         self.settings = settings
         self.clock = clock
-        self._monotonic = time.monotonic
+        self._monotonic = timer  # seconds, for caches, deadlines and retries
         self._catalog_source: CatalogSource = catalog if catalog is not None else Catalog()
         self._catalog_ttl = catalog_ttl
         self._catalog: Catalog | None = None
@@ -357,11 +367,14 @@ class Penchant:
         self._pid = -1
         self._store: Store | None = None
         self._writer: Writer | None = None
+        self._schema = self._new_schema_gate()
         self._secret: bytes | None = (
             settings.secret_key.encode() if settings.secret_key is not None else None
         )
         # Read path: a deadline per read and a breaker after failures.
-        self._reads = _ReadGuard(settings.read_timeout, self._monotonic)
+        self._reads = _ReadGuard(
+            settings.read_timeout, self._monotonic, said=lambda: not self._schema.ready
+        )
         # Read path caches.
         self._popular: tuple[float, Popularity] | None = None
         self._popular_job: _Job | None = None
@@ -403,6 +416,7 @@ class Penchant:
                 return
             self._store = None
             self._writer = None
+            self._schema = self._new_schema_gate()
             self._pending.clear()
             self._profiles.clear()
             self._ranked.clear()
@@ -412,6 +426,14 @@ class Penchant:
 
     @property
     def store(self) -> Store:
+        """This process's store; on first use its tables are created if the
+        database has none (see :class:`~penchant.storage.schema_version.SchemaGate`)."""
+        store = self._process_store()
+        if not self._schema.ready:
+            self._schema.check(store)
+        return store
+
+    def _process_store(self) -> Store:
         self._ensure_process()
         if self._store is None:
             with self._lock:
@@ -419,10 +441,32 @@ class Penchant:
                     self._store = self._new_store()
         return self._store
 
+    def _store_for_writes(self) -> Store:
+        """The store, once its schema is current (else the writer waits and retries)."""
+        store = self.store
+        self._schema.require(store)
+        return store
+
+    def _first_run_hint(self, store: Store) -> str:
+        where = store.display_url
+        if store.dialect == "sqlite" and store.url.database not in (None, "", ":memory:"):
+            where = f"{where} (the file {os.path.abspath(str(store.url.database))})"
+        s = self.settings
+        if s.dashboard_token or (s.dashboard_user and s.dashboard_password):
+            login = "with PENCHANT_DASHBOARD_TOKEN or the dashboard user and password"
+        else:
+            login = "after setting PENCHANT_DASHBOARD_TOKEN (it is closed without one)"
+        return (
+            f"penchant created its tables in an empty database: {where}. "
+            f"See what it stores with `penchant stats --database-url '{store.display_url}'`, "
+            f"or open {s.prefix}/dashboard on the site {login}"
+        )
+
     def _new_store(self) -> Store:
         from penchant.storage.store import Store
 
-        return Store(self.settings.database_url)
+        # late-bound: a clock swapped on the service (tests) is the one the store reads
+        return Store(self.settings.database_url, clock=lambda: self.clock())
 
     @property
     def writer(self) -> Writer:
@@ -445,7 +489,7 @@ class Penchant:
             pairs_for = None
         s = self.settings
         return Writer(
-            lambda: self.store,
+            self._store_for_writes,
             self._deltas_for,
             rate=s.decay_rate,
             batch_size=s.batch_size,
@@ -453,6 +497,7 @@ class Penchant:
             flush_interval=s.flush_interval,
             on_stored=self._on_stored,
             pairs_for=pairs_for,
+            clock=lambda: self.clock(),
             intake=self._deferred,
         )
 
@@ -460,8 +505,20 @@ class Penchant:
         return fold(batch, self.catalog, self.settings.weights, self.settings.decay_rate)
 
     def init_db(self) -> None:
-        """Create the tables (idempotent)."""
-        self.store.create_all()
+        """Bring the database to the current schema: create or migrate (idempotent)."""
+        store = self._process_store()
+        before, _ = upgrade(store)
+        if before.is_empty:
+            logger.warning("%s", self._first_run_hint(store))
+        self._schema = self._new_schema_gate()
+        self._schema.check(store)
+
+    def _new_schema_gate(self) -> SchemaGate:
+        return SchemaGate(
+            create=self.settings.create_tables,
+            first_run_hint=self._first_run_hint,
+            clock=self._monotonic,
+        )
 
     @property
     def secret(self) -> bytes:
@@ -477,7 +534,6 @@ class Penchant:
             store = self.store
             with self._lock:
                 if self._secret is None:
-                    store.create_all()
                     value = store.set_meta_if_absent("secret_key", secrets.token_hex(32))
                     logger.warning(
                         "no secret key configured; using one generated and stored in the database"
@@ -686,6 +742,12 @@ class Penchant:
         )
 
     def _write_exposures(self) -> None:
+        if not self._exposures:
+            return
+        try:
+            store = self._store_for_writes()
+        except StoreUnavailable:
+            return  # kept (the queue is bounded) until the database can take them
         batch: list[Exposure] = []
         while self._exposures:
             try:
@@ -695,7 +757,7 @@ class Penchant:
         if not batch:
             return
         try:
-            record_exposures(self.store, batch)
+            record_exposures(store, batch)
         except Exception:
             logger.exception("writing %d exposures failed; they are dropped", len(batch))
 
@@ -1052,6 +1114,10 @@ class Penchant:
         if stats is not None:
             out.update(stats.as_dict())
         out["cached_profiles"] = len(self._profiles)
+        store = self._process_store()  # first: a new process has a new gate
+        self._schema.check(store)
+        out["schema"] = self._schema.status()
+        out["ok"] = self._schema.ready
         return out
 
     def flush(self, timeout: float = 5.0) -> bool:

@@ -341,4 +341,6 @@ def health(core: Core, facts: RequestFacts, body: bytes) -> Response:
             {"error": "credentials required"},
             headers=[("WWW-Authenticate", 'Basic realm="penchant", charset="UTF-8"')],
         )
-    return json_response(200, {**core.penchant.health(), **core.stats()})
+    report = core.penchant.health()
+    # 503 while the schema is missing or behind, so a load balancer or a check sees it
+    return json_response(200 if report["ok"] else 503, {**report, **core.stats()})

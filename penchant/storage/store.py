@@ -47,7 +47,6 @@ from penchant.storage.schema import (
     exposures,
     item_neighbours,
     meta,
-    metadata,
     user_category_affinity,
     user_interactions,
 )
@@ -599,10 +598,15 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
 class Store:
     """All reads and writes of penchant's tables, for one process.
 
     Thread-safe: the engine's pool hands each call its own connection.
+    ``clock`` stamps the rows the store times itself (dead letters).
     """
 
     def __init__(
@@ -612,7 +616,9 @@ class Store:
         connect_timeout: float = 5.0,
         statement_timeout: float = 10.0,
         pool_timeout: float = 5.0,
+        clock: Callable[[], datetime] = _utcnow,
     ) -> None:
+        self._clock = clock
         try:
             url = make_url(database_url)
         except (sa_exc.ArgumentError, ValueError, TypeError):
@@ -780,13 +786,21 @@ class Store:
                 ) from exc
             raise
 
+    def transaction(self, *, write: bool = False) -> AbstractContextManager[Connection]:
+        """One transaction on a connection of this store's pool.
+
+        ``write``: the writers' connection (SQLite: ``BEGIN IMMEDIATE``, so the
+        write lock is taken up front). An unreachable database raises
+        :class:`StoreUnavailable`.
+        """
+        return self._begin(write=write)
+
     def create_all(self) -> None:
-        """Create the tables and indexes that are missing (idempotent, safe to race)."""
-        with self._begin(write=True) as conn:
-            if self.dialect == "postgresql":
-                # several workers starting at once must not both create a table
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(726150001)"))
-            metadata.create_all(conn, checkfirst=True)
+        """Bring the database to the current schema: create it when empty, else
+        migrate (idempotent, safe to race); see :mod:`penchant.storage.schema_version`."""
+        from penchant.storage.schema_version import upgrade
+
+        upgrade(self)
 
     def dispose(self) -> None:
         self._engine.dispose()
@@ -1031,7 +1045,7 @@ class Store:
     def _dead_letter(self, conn: Connection, failed: Sequence[tuple[Interaction, str]]) -> None:
         if not failed:
             return
-        now = datetime.now(UTC).replace(tzinfo=None)
+        now = _naive_utc(self._clock())
         conn.execute(
             dead_letter.insert(),
             [{"failed_at": now, "error": err, "payload": _payload(e)} for e, err in failed],

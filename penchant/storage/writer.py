@@ -26,6 +26,7 @@ from typing import Protocol
 
 from penchant.engine.events import ITEM_TYPES, Interaction
 from penchant.engine.ranking import HistoryEntry
+from penchant.storage.schema_version import SchemaNotReady
 from penchant.storage.store import (
     DeltasFor,
     ItemKey,
@@ -446,6 +447,8 @@ class Writer:
         with self._cond:
             self._errors += 1
             self._failures += 1
+            # one line per outage: the first failure, then only a different error
+            quiet = self._failures > 1 and error == self._last_error
             self._last_error = error
             failures = self._failures
             if self._abandoned is not None and self._abandoned[0] is batch:
@@ -469,9 +472,15 @@ class Writer:
             )
             self._notify_stored([event for _, event in batch])
             return True
-        if failures == 1 or failures % 10 == 0:
+        if isinstance(exc, SchemaNotReady) or quiet:
+            # the schema's problem is logged once by its gate
+            logger.debug("could not write %d interactions (failure %d)", len(batch), failures)
+        else:
             logger.warning(
-                "could not write %d interactions (failure %d): %s", len(batch), failures, error
+                "could not write %d interactions (failure %d), kept and retried: %s",
+                len(batch),
+                failures,
+                error,
             )
         return False
 
