@@ -4,6 +4,11 @@ PostgreSQL tests create and drop a database of their own on the server at
 ``PENCHANT_TEST_PG`` (default: postgresql://postgres@127.0.0.1:5432/postgres);
 they never write into an existing database. Without a server they skip with
 the reason, except under ``CI=true``, where a missing server is a failure.
+
+Tests that compare with "now" take it from the ``now`` fixture and hand it to the
+code (``Penchant(clock=...)``, ``penchant --now``); they carry the ``date_sensitive``
+marker. ``PENCHANT_TEST_DAYS_AHEAD=400 python -m pytest -m date_sensitive`` runs
+them 400 days in the future.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +24,9 @@ import pytest
 # The read deadline protects a live site from a hung database; on a loaded test machine a
 # slow but healthy read must not turn into popular content, so tests wait longer.
 os.environ.setdefault("PENCHANT_READ_TIMEOUT", "10")
+
+# Days the ``now`` fixture runs ahead of the calendar (a time bomb goes off early).
+DAYS_AHEAD = int(os.environ.get("PENCHANT_TEST_DAYS_AHEAD", "0"))
 
 PG_ADMIN_URL = os.environ.get("PENCHANT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -112,3 +121,10 @@ def pg_url() -> Iterator[str]:
         yield url
     finally:
         drop_pg_database(url)
+
+
+@pytest.fixture
+def now() -> datetime:
+    """The test's one "now": the real UTC time (naive, as stored) plus
+    ``PENCHANT_TEST_DAYS_AHEAD`` days, read once and frozen for the test."""
+    return datetime.now(UTC).replace(tzinfo=None) + timedelta(days=DAYS_AHEAD)

@@ -10,7 +10,9 @@ import pytest
 from penchant import Catalog, Category, Item, Penchant
 from penchant.engine.experiments import assign_variant
 
-NOW = datetime(2026, 11, 1, 12, 0, 0)
+# "now" is the now fixture's, handed to the service (clock) and to the CLI (--now).
+pytestmark = pytest.mark.date_sensitive
+
 CATALOG = Catalog(
     [Category(1, "Injectables"), Category(2, "Laser")],
     [Item("procedure", i, f"P{i}", ((i % 2) + 1,)) for i in range(1, 9)],
@@ -18,27 +20,27 @@ CATALOG = Catalog(
 
 
 @pytest.fixture
-def penchant(database_url: str) -> Iterator[Penchant]:
+def penchant(database_url: str, now: datetime) -> Iterator[Penchant]:
     p = Penchant(
         database_url=database_url,
         secret_key="test",
         catalog=CATALOG,
         holdout=0.5,
         experiment_key="exp",
-        clock=lambda: NOW,
+        clock=lambda: now,
     )
     p.init_db()
     yield p
     p.close()
 
 
-def test_report_counts_exposures_clicks_and_conversions(penchant: Penchant) -> None:
+def test_report_counts_exposures_clicks_and_conversions(penchant: Penchant, now: datetime) -> None:
     visitors = [f"{i:032x}" for i in range(40)]
     expected = {"personalized": [0, 0, 0], "holdout": [0, 0, 0]}  # exposures, rec clicks, converted
     for n, user in enumerate(visitors):
         variant = assign_variant(user, key="exp", holdout=0.5)
         session = f"s{n}"
-        at = NOW - timedelta(hours=1)
+        at = now - timedelta(hours=1)
         penchant.track("view", "page", None, user_id=user, session_id=session, timestamp=at)
         recs = penchant.recommend("procedures", user, limit=3)
         penchant.record_exposure(
@@ -98,7 +100,9 @@ def test_report_counts_exposures_clicks_and_conversions(penchant: Penchant) -> N
     assert ("view:page", "click:procedure", "form_submit:procedure") in paths
 
 
-def test_the_report_command_prints_the_same_figures(penchant: Penchant, database_url: str) -> None:
+def test_the_report_command_prints_the_same_figures(
+    penchant: Penchant, database_url: str, now: datetime
+) -> None:
     import json
 
     from click.testing import CliRunner
@@ -107,23 +111,27 @@ def test_the_report_command_prints_the_same_figures(penchant: Penchant, database
 
     for n in range(12):
         user = f"{n:032x}"
-        penchant.track("view", "procedure", 1, user_id=user, timestamp=NOW - timedelta(hours=2))
+        penchant.track("view", "procedure", 1, user_id=user, timestamp=now - timedelta(hours=2))
         if n % 2:
-            penchant.track("form_submit", "procedure", 1, user_id=user, timestamp=NOW)
+            penchant.track("form_submit", "procedure", 1, user_id=user, timestamp=now)
     assert penchant.flush(timeout=10)
     expected = penchant.report(days=30, minimum=100).as_dict()
     env = {"PENCHANT_HOLDOUT": "0.5", "PENCHANT_EXPERIMENT_KEY": "exp"}
     runner = CliRunner()
+    clock = ["--now", now.isoformat()]  # the CLI compares with the test's now, not the calendar
     result = runner.invoke(
-        main, ["report", "--database-url", database_url, "--json"], env=env, catch_exceptions=False
+        main,
+        [*clock, "report", "--database-url", database_url, "--json"],
+        env=env,
+        catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
     printed = json.loads(result.output.strip().splitlines()[-1])
-    # the CLI's clock is the real one; the figures cover the same events
+    # the same clock as the service: the figures cover the same events
     assert printed["visitors"] == expected["visitors"]
     assert printed["metrics"]["conversion_rate"] == expected["metrics"]["conversion_rate"]
     assert printed["enough_data"] is False
-    table = runner.invoke(main, ["report", "--database-url", database_url], env=env)
+    table = runner.invoke(main, [*clock, "report", "--database-url", database_url], env=env)
     assert table.exit_code == 0
     assert "not enough visitors yet" in table.output
     assert "conversion_rate" in table.output

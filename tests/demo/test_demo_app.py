@@ -6,7 +6,7 @@ import re
 import stat
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from html import unescape
 from pathlib import Path
 
@@ -21,8 +21,9 @@ from tests.demo.helpers import BROWSER_UA, running_demo
 
 
 @pytest.fixture
-def demo(tmp_path: Path) -> Iterator[tuple[str, Penchant]]:
-    with running_demo(f"sqlite:///{tmp_path / 'demo.db'}", holdout=0.0) as running:
+def demo(tmp_path: Path, now: datetime) -> Iterator[tuple[str, Penchant]]:
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    with running_demo(url, holdout=0.0, clock=lambda: now) as running:
         yield running
 
 
@@ -133,16 +134,22 @@ def test_viewing_one_category_puts_it_first(demo: tuple[str, Penchant]) -> None:
     assert penchant.flush(timeout=20.0)
 
 
-def test_a_crawler_gets_pages_but_is_not_recorded(demo: tuple[str, Penchant]) -> None:
+@pytest.mark.date_sensitive
+def test_a_crawler_gets_pages_but_is_not_recorded(
+    demo: tuple[str, Penchant], now: datetime
+) -> None:
     base, penchant = demo
     with browser(base, "Googlebot/2.1 (+http://www.google.com/bot.html)") as client:
         assert client.get("/procedures/1").status_code == 200
     assert penchant.flush(timeout=20.0)
-    since = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=1)
+    since = now - timedelta(days=1)
     assert penchant.store.daily_counts(since) == []
 
 
-def test_the_consultation_form_stores_nothing_by_itself(demo: tuple[str, Penchant]) -> None:
+@pytest.mark.date_sensitive
+def test_the_consultation_form_stores_nothing_by_itself(
+    demo: tuple[str, Penchant], now: datetime
+) -> None:
     base, penchant = demo
     with browser(base) as client:
         response = client.post(
@@ -152,7 +159,7 @@ def test_the_consultation_form_stores_nothing_by_itself(demo: tuple[str, Penchan
         assert response.status_code == 303
         assert response.headers["location"] == "/consultation/thanks?procedure=25"
     assert penchant.flush(timeout=20.0)
-    since = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=1)
+    since = now - timedelta(days=1)
     # The tracker records the submission (data-penchant-form); the view does not add a second one.
     assert not [row for row in penchant.store.daily_counts(since) if row[1] == "form_submit"]
 
@@ -189,13 +196,14 @@ def test_secrets_are_made_once_and_private(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
 
 
-def test_opting_out_from_the_privacy_page(demo: tuple[str, Penchant]) -> None:
+@pytest.mark.date_sensitive
+def test_opting_out_from_the_privacy_page(demo: tuple[str, Penchant], now: datetime) -> None:
     base, penchant = demo
     with browser(base) as client:
         client.get("/procedures/25")
         assert "personalization is on" in client.get("/privacy").text
         assert penchant.flush(timeout=20.0)
-        since = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=1)
+        since = now - timedelta(days=1)
         assert penchant.store.daily_counts(since)
         response = client.post("/personalization/opt-out?next=/privacy", headers={"Origin": base})
         assert response.status_code in (302, 303)

@@ -7,7 +7,7 @@ import base64
 import hashlib
 import re
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -317,13 +317,14 @@ def small_catalog() -> Catalog:
 
 
 @pytest.fixture
-def service(database_url: str) -> Iterator[Penchant]:
+def service(database_url: str, now: datetime) -> Iterator[Penchant]:
     penchant = Penchant(
         database_url=database_url,
         secret_key=SECRET,
         catalog=small_catalog(),
         dashboard_user="admin",
         dashboard_password="open sesame",
+        clock=lambda: now,  # the dashboard route compares with the test's now
     )
     penchant.init_db()
     try:
@@ -347,8 +348,8 @@ def fill(penchant: Penchant, now: datetime) -> None:
     assert penchant.flush(timeout=20.0)
 
 
-def test_collect_reads_the_store(service: Penchant) -> None:
-    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+@pytest.mark.date_sensitive
+def test_collect_reads_the_store(service: Penchant, now: datetime) -> None:
     fill(service, now)
     data = collect(service.store, service.health(), now, catalog=service.catalog)
     assert not data.errors
@@ -405,8 +406,8 @@ def test_the_dashboard_route_needs_credentials(service: Penchant) -> None:
     assert "penchant dashboard" in page.text
 
 
-def test_stored_metadata_comes_back_escaped(service: Penchant) -> None:
-    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+@pytest.mark.date_sensitive
+def test_stored_metadata_comes_back_escaped(service: Penchant, now: datetime) -> None:
     fill(service, now)
     app = service.asgi(site)
     page = get(app, "/personalization/dashboard", {"Authorization": basic("admin", "open sesame")})

@@ -194,3 +194,37 @@ def test_a_retention_run_keeps_each_items_best_neighbours(
     assert len(kept) == NEIGHBOURS_PER_ITEM
     # the strongest ones stay
     assert min(score for _, score in kept) == many - NEIGHBOURS_PER_ITEM + 1
+
+
+def test_rows_the_writer_stamps_itself_age_on_the_services_clock(
+    aged: tuple[Penchant, Clock], database_url: str
+) -> None:
+    """A dead letter and a co-viewed pair are timed by Penchant(clock=...), not the calendar."""
+    from penchant.engine.events import Interaction
+
+    penchant, clock = aged
+    user, start = "d" * 32, clock.now
+    # an id no integer column holds: the store dead-letters it
+    poison = Interaction(user, "s", "view", "procedure", 2**70, start, uuid.uuid4().hex, None)
+    assert penchant.submit(poison)
+    for minute, item in enumerate((1, 2)):  # one visitor's two items: a co-viewed pair
+        at = start + timedelta(minutes=minute)
+        assert penchant.track("view", "procedure", item, user_id=user, timestamp=at)
+    assert penchant.flush(timeout=5.0)
+    engine = engine_for(database_url)
+    try:
+        with engine.connect() as conn:
+            stamps = [
+                conn.execute(sa.text(f"SELECT {column} FROM {table}")).scalars().all()
+                for column, table in (
+                    ("failed_at", "penchant_dead_letter"),
+                    ("last_updated", "penchant_item_neighbours"),
+                )
+            ]
+    finally:
+        engine.dispose()
+    for stamped in stamps:
+        assert stamped and {datetime.fromisoformat(str(v)) for v in stamped} == {start}
+    clock.now += timedelta(days=31)  # past the 30 days kept
+    result = Core(penchant).purge_expired()
+    assert result is not None and result.dead_letters == 1
