@@ -10,7 +10,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -18,7 +18,7 @@ from starlette.templating import Jinja2Templates
 from demo_app.catalog import CATEGORIES, build_catalog
 from penchant import Catalog, Category, Item, Penchant, Recommendation
 
-__all__ = ["URL_PATTERNS", "create_app", "search"]
+__all__ = ["ABOUT_PATH", "DEMO_NAME", "URL_PATTERNS", "create_app", "search"]
 
 HERE = Path(__file__).parent
 
@@ -29,6 +29,10 @@ URL_PATTERNS: dict[str, str] = {
     "/categories/{id}": "category",
     "/packages/{id}": "package",
 }
+
+#: Where the demo says what it is, so that the simulated crowd can find a running one.
+ABOUT_PATH = "/about.json"
+DEMO_NAME = "penchant-demo"
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -232,6 +236,10 @@ def create_app(
     async def privacy(request: Request) -> Response:
         return page(request, "privacy.html")
 
+    async def about(_request: Request) -> Response:
+        # JSON, not HTML: asking what answers here is no page view.
+        return JSONResponse({"app": DEMO_NAME, "site": "Radiant"})
+
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield
@@ -248,6 +256,7 @@ def create_app(
         Route("/consultation", consultation, methods=["GET", "POST"]),
         Route("/consultation/thanks", thanks),
         Route("/privacy", privacy),
+        Route(ABOUT_PATH, about),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
 

@@ -29,9 +29,10 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from demo_app.app import ABOUT_PATH, DEMO_NAME
 from demo_app.catalog import CATEGORIES, build_catalog
 
-__all__ = ["MAX_VISITORS", "SimulationResult", "crowd", "is_loopback"]
+__all__ = ["MAX_VISITORS", "SimulationResult", "answers_as_demo", "crowd", "is_loopback"]
 
 MAX_VISITORS = 10_000
 
@@ -91,6 +92,18 @@ def is_loopback(base_url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def answers_as_demo(base_url: str, *, timeout: float = 2.0) -> bool:
+    """Whether the penchant demo is serving at ``base_url`` (asked of loopback only)."""
+    if not is_loopback(base_url):
+        return False
+    try:
+        response = httpx.get(base_url.rstrip("/") + ABOUT_PATH, timeout=timeout)
+        about = response.json() if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        return False
+    return isinstance(about, dict) and about.get("app") == DEMO_NAME
 
 
 @dataclass(frozen=True, slots=True)

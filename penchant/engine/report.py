@@ -6,9 +6,10 @@ assigns variants, compares them and renders the result.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from penchant.engine.experiments import (
     Comparison,
@@ -20,6 +21,13 @@ from penchant.engine.experiments import (
 )
 
 __all__ = ["Report", "SessionCounts", "build_report", "funnel_paths", "render_report"]
+
+# The values each metric can take: rates lie in [0, 1], counts are never negative.
+_RANGES: dict[str, tuple[float, float]] = {
+    "recommendation_ctr": (0.0, 1.0),
+    "conversion_rate": (0.0, 1.0),
+    "interactions_per_session": (0.0, math.inf),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,12 +129,28 @@ def build_report(
         ),
         compare_means("interactions_per_session", per_session[p], per_session[h], minimum=minimum),
     ]
+    comparisons = [_within(c, *_RANGES[c.metric]) for c in comparisons]
     return Report(
         days,
         holdout,
         {p: len(visitors[p]), h: len(visitors[h])},
         comparisons,
         list(funnels),
+    )
+
+
+def _within(comparison: Comparison, low: float, high: float) -> Comparison:
+    """The comparison with each variant's interval cut to the values the metric can take.
+
+    A normal interval of a skewed count can reach below 0 (4.50 [-0.40, 9.40]);
+    only the shown interval is cut: the p-value and the uplift keep the spread.
+    """
+
+    def cut(e: Estimate) -> Estimate:
+        return replace(e, low=max(e.low, low), high=min(e.high, high))
+
+    return replace(
+        comparison, personalized=cut(comparison.personalized), holdout=cut(comparison.holdout)
     )
 
 

@@ -61,3 +61,39 @@ def test_funnel_paths() -> None:
     long = [[f"view:{i}" for i in range(10)] + ["form_submit:page"]]
     [(path, _)] = funnel_paths(long, max_steps=5)
     assert path == ("view:0", "view:1", "view:2", "…", "form_submit:page")
+
+
+def test_a_count_interval_stops_at_zero() -> None:
+    personalized: list[str] = []
+    holdout: list[str] = []
+    for user in _visitors(100):
+        variant = assign_variant(user, key="k", holdout=0.5)
+        (personalized if variant == "personalized" else holdout).append(user)
+    # Interactions per session: personalized 1 and 8 (mean 4.5, standard error 3.5),
+    # holdout 2 and 3 (mean 2.5, standard error 0.5).
+    sessions = [
+        SessionCounts(personalized[0], "a", 1, 0, 0, 1),
+        SessionCounts(personalized[1], "b", 8, 0, 0, 1),
+        SessionCounts(holdout[0], "c", 2, 0, 0, 1),
+        SessionCounts(holdout[1], "d", 3, 0, 0, 1),
+    ]
+    report = build_report(sessions, key="k", holdout=0.5, days=30)
+    per_session = report.comparisons[2]
+    assert per_session.metric == "interactions_per_session"
+    # 4.5 +- 1.96 * 3.5 = [-2.36, 11.36]: no session has fewer than 0 interactions.
+    assert per_session.personalized.value == 4.5
+    assert per_session.personalized.low == 0.0
+    assert per_session.personalized.high == pytest.approx(11.35987, abs=1e-5)
+    # 2.5 +- 1.96 * 0.5 = [1.52, 3.48], inside the range: unchanged.
+    assert per_session.holdout.low == pytest.approx(1.52002, abs=1e-5)
+    assert per_session.holdout.high == pytest.approx(3.47998, abs=1e-5)
+    # The test keeps the spread: z = 2 / sqrt(3.5² + 0.5²), p = erfc(0.4).
+    assert per_session.p_value == pytest.approx(0.57161, abs=1e-5)
+    assert per_session.uplift == pytest.approx(0.8)
+    assert "4.50 [0.00, 11.36]" in render_report(report)
+    metrics = report.as_dict()["metrics"]
+    assert isinstance(metrics, dict)
+    assert metrics["interactions_per_session"]["personalized"]["low"] == 0.0
+    # Rates stay within [0, 1]: no visitor converted.
+    conversion = report.comparisons[1]
+    assert conversion.personalized.low == 0.0 and conversion.personalized.high <= 1.0
