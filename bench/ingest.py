@@ -50,7 +50,7 @@ from penchant.storage.store import INTERACTION_COLUMNS
 
 __all__ = ["main"]
 
-SECRET = "bench-secret"
+SECRET = "bench-secret-0123456789abcdef"
 VISITORS = 1000
 EVENTS_PER_BEACON = 20
 BEACON = "/personalization/track-interaction"

@@ -131,7 +131,10 @@ def measure(database_url: str, interactions: int, samples: int) -> dict[str, flo
 
     visitors = max(1, interactions // PER_VISITOR)
     penchant = Penchant(
-        database_url=database_url, secret_key="bench", holdout=0.0, catalog=synthetic_catalog()
+        database_url=database_url,
+        secret_key="bench-0123456789abcdef",
+        holdout=0.0,
+        catalog=synthetic_catalog(),
     )
     try:
         # popular content: the first refresh summarizes every day of the window, the

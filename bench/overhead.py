@@ -68,7 +68,7 @@ TEMPLATE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>
 </article>{% endfor %}</div></section>{% endfor %}</main><footer>Radiant</footer></body></html>"""
 PAGES = ("template", "recommend", "minimal")
 VISITORS = 1000
-SECRET = "bench-secret"
+SECRET = "bench-secret-0123456789abcdef"
 MODES = ("bare", "penchant", "naive")
 #: Seconds after a slice of load on penchant: its writer's last batch lands before
 #: the next slice starts (flush_interval is 0.75 s).

@@ -19,9 +19,9 @@ from typing import Any, NoReturn
 import click
 
 from penchant.config import ConfigError, Settings
-from penchant.engine.report import build_report, funnel_paths, render_report
+from penchant.engine.report import render_report
 from penchant.storage import changes, schema_version
-from penchant.storage.reporting import funnel_sessions, session_counts
+from penchant.storage.reporting import experiment_report
 from penchant.storage.retention import cutoff
 from penchant.storage.store import Store, StoreError, describe_error
 
@@ -357,23 +357,21 @@ def report(database_url: str | None, days: int, minimum: int, as_json: bool) -> 
     Variants are recomputed from PENCHANT_HOLDOUT and the experiment key, as assigned.
     """
     settings = _settings(database_url)
-    since = _now() - timedelta(days=days)
     with _store(settings) as store:
         try:
-            sessions = session_counts(store, since)
-            paths = funnel_paths(funnel_sessions(store, since))
+            result = experiment_report(
+                store,
+                _now(),
+                days=days,
+                key=settings.experiment_key,
+                holdout=settings.holdout,
+                minimum=minimum,
+                window=settings.attribution_window,
+            )
         except StoreError:
             raise
         except Exception as exc:
             raise _Fail(f"cannot read the report: {describe_error(exc)}") from None
-    result = build_report(
-        sessions,
-        key=settings.experiment_key,
-        holdout=settings.holdout,
-        days=days,
-        minimum=minimum,
-        funnels=paths,
-    )
     if as_json:
         click.echo(json.dumps(result.as_dict(), sort_keys=True))
     else:

@@ -13,7 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["DEFAULT_WEIGHTS", "ConfigError", "Settings"]
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "MIN_CREDENTIAL_CHARS",
+    "MIN_SECRET_CHARS",
+    "ConfigError",
+    "Settings",
+]
 
 DEFAULT_WEIGHTS: Mapping[str, float] = {
     "view": 0.1,
@@ -23,6 +29,10 @@ DEFAULT_WEIGHTS: Mapping[str, float] = {
 }
 
 _URL_SCHEMES = ("sqlite", "postgresql")
+#: Shortest secret accepted: a short key could be found by trying keys.
+MIN_SECRET_CHARS = 16
+#: Shortest dashboard token or password accepted (the dashboard is also throttled).
+MIN_CREDENTIAL_CHARS = 16
 
 
 class ConfigError(ValueError):
@@ -100,6 +110,9 @@ class Settings:
     dashboard_token: str | None = None
     dashboard_user: str | None = None
     dashboard_password: str | None = None
+    # Cache-Control: private and Vary: Cookie on responses that used the visitor;
+    # False for a site that caches its HTML and personalizes in the browser
+    cache_private: bool = True
 
     # Writer and caches.
     # with the change feed's 0.25 s poll, other workers see events within 1 s
@@ -111,15 +124,26 @@ class Settings:
     affinity_cache_ttl: float = 60.0  # a backstop: the change feed drops stale profiles
     shutdown_timeout: float = 8.0
     read_timeout: float = 1.0  # a request waits this long for the database, then gets popular
+    # erase and export wait this long for the database, then answer 503 (nothing done)
+    privacy_timeout: float = 5.0
 
     # Abuse limits (events per visitor and per IP per minute); 0 disables.
     visitor_rate_limit: int = 240
     ip_rate_limit: int = 1200
+    # erase, export and opt-out requests per client address per minute; 0 disables
+    privacy_rate_limit: int = 10
+    # Who counts in popular content and co-viewed items, per network (an IPv4
+    # address; an IPv6 /64, /56 and /48): new visitors per hour that may count,
+    # and visitors per day that count. Everyone is still served; 0 disables.
+    network_identity_budget: int = 20
+    network_daily_identities: int = 5
     redis_url: str | None = None
 
     # Experiments.
     holdout: float = 0.1
     experiment_key: str = "penchant"
+    # a click counts for a recommendation shown to the same visitor at most this long before
+    attribution_window: float = 30 * 60.0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -167,9 +191,36 @@ class Settings:
             "affinity_cache_ttl",
             "shutdown_timeout",
             "read_timeout",
+            "privacy_timeout",
+            "attribution_window",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be positive")
+        for name in ("visitor_rate_limit", "ip_rate_limit"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: must not be negative (0 turns the limit off)")
+        for index, secret in enumerate(self.secret_keys):
+            if len(secret) < MIN_SECRET_CHARS:
+                which = "PENCHANT_SECRET_KEY" if index == 0 else f"PENCHANT_SECRET_KEYS[{index}]"
+                raise ConfigError(
+                    f"{which}: {'empty' if not secret else f'{len(secret)} characters'}; "
+                    f"a secret needs at least {MIN_SECRET_CHARS} (python -c "
+                    '"import secrets; print(secrets.token_urlsafe(32))" makes one)'
+                )
+        for name, env in (
+            ("dashboard_token", "PENCHANT_DASHBOARD_TOKEN"),
+            ("dashboard_password", "dashboard_password"),
+        ):
+            value = getattr(self, name)
+            if value is not None and len(value) < MIN_CREDENTIAL_CHARS:
+                raise ConfigError(
+                    f"{env}: at least {MIN_CREDENTIAL_CHARS} characters, got {len(value)}"
+                )
+        if self.privacy_rate_limit < 0:
+            raise ConfigError("privacy_rate_limit: must not be negative")
+        for name in ("network_identity_budget", "network_daily_identities"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: must not be negative")
         for name in ("batch_size", "queue_size", "max_body_bytes", "popular_window_days"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1")
@@ -223,6 +274,11 @@ class Settings:
             kwargs["create_tables"] = _parse_bool("PENCHANT_CREATE_TABLES", raw)
         if (raw := get("PENCHANT_SECRET_KEYS") or get("PENCHANT_SECRET_KEY")) is not None:
             kwargs["secret_keys"] = _split(raw)
+            if not kwargs["secret_keys"]:  # set, but to nothing: a mistake, not "generate one"
+                raise ConfigError(
+                    "PENCHANT_SECRET_KEY: empty; set a secret of at least "
+                    f"{MIN_SECRET_CHARS} characters, or unset it to keep a generated one"
+                )
         if (raw := get("PENCHANT_CONSENT")) is not None:
             kwargs["consent"] = raw.strip()
         if (raw := get("PENCHANT_FINGERPRINT")) is not None:
@@ -243,12 +299,26 @@ class Settings:
             kwargs["honor_gpc"] = _parse_bool("PENCHANT_HONOR_GPC", raw)
         if (raw := get("PENCHANT_HONOR_DNT")) is not None:
             kwargs["honor_dnt"] = _parse_bool("PENCHANT_HONOR_DNT", raw)
+        if (raw := get("PENCHANT_NETWORK_IDENTITY_BUDGET")) is not None:
+            kwargs["network_identity_budget"] = _parse_number(
+                "PENCHANT_NETWORK_IDENTITY_BUDGET", raw, int
+            )
+        if (raw := get("PENCHANT_NETWORK_DAILY_IDENTITIES")) is not None:
+            kwargs["network_daily_identities"] = _parse_number(
+                "PENCHANT_NETWORK_DAILY_IDENTITIES", raw, int
+            )
+        if (raw := get("PENCHANT_CACHE_PRIVATE")) is not None:
+            kwargs["cache_private"] = _parse_bool("PENCHANT_CACHE_PRIVATE", raw)
         if (raw := get("PENCHANT_REDIS_URL")) is not None:
             kwargs["redis_url"] = raw.strip() or None
         if (raw := get("PENCHANT_DASHBOARD_TOKEN")) is not None:
             kwargs["dashboard_token"] = raw.strip() or None
         if (raw := get("PENCHANT_READ_TIMEOUT")) is not None:
             kwargs["read_timeout"] = _parse_number("PENCHANT_READ_TIMEOUT", raw, float)
+        if (raw := get("PENCHANT_PRIVACY_TIMEOUT")) is not None:
+            kwargs["privacy_timeout"] = _parse_number("PENCHANT_PRIVACY_TIMEOUT", raw, float)
+        if (raw := get("PENCHANT_ATTRIBUTION_WINDOW")) is not None:
+            kwargs["attribution_window"] = _parse_number("PENCHANT_ATTRIBUTION_WINDOW", raw, float)
         if (raw := get("PENCHANT_WEIGHTS")) is not None:
             weights: dict[str, float] = {}
             for part in _split(raw):

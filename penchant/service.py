@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from penchant.config import Settings
 from penchant.engine import ranking
@@ -38,14 +38,9 @@ from penchant.engine.ranking import (
     Recommendation,
     VisitorProfile,
 )
-from penchant.engine.report import Report, build_report, funnel_paths
+from penchant.engine.report import Report
 from penchant.storage import changes, popular
-from penchant.storage.reporting import (
-    Exposure,
-    funnel_sessions,
-    record_exposures,
-    session_counts,
-)
+from penchant.storage.reporting import Exposure, experiment_report, record_exposures
 from penchant.storage.schema_version import SchemaGate, upgrade
 from penchant.storage.store import StoreUnavailable, describe_error
 
@@ -54,7 +49,7 @@ if TYPE_CHECKING:
     from penchant.storage.store import Store
     from penchant.storage.writer import Writer, WriterStats
 
-__all__ = ["Penchant", "ReadUnavailable", "utcnow"]
+__all__ = ["PAIR_NETWORKS", "Penchant", "ReadUnavailable", "SharedCounts", "utcnow"]
 
 logger = logging.getLogger("personalization")
 
@@ -62,6 +57,21 @@ CatalogSource = Catalog | Callable[[], Catalog]
 #: co-viewed items kept and read per item (fewer measurably lowers hit rates offline)
 NEIGHBOURS_PER_ITEM = 50
 NeighbourMap = Mapping[tuple[str, int], Sequence[tuple[tuple[str, int], float]]]
+#: Networks a co-viewed pair must be seen from before it is read (ranked, a reason).
+PAIR_NETWORKS = 2
+
+
+class SharedCounts(Protocol):
+    """Who counts in the shared counts (popular content, co-viewed items): the
+    middleware's identity budget (``penchant.middleware.networks``)."""
+
+    def verdict_of(self, user_id: str) -> Any:
+        """The visitor's verdict (``.shared``, ``.network``), None if not judged here."""
+        ...
+
+    def first_pair_from(self, network: str, pair: str, at: datetime) -> bool:
+        """True the first time today ``pair`` is seen from ``network``."""
+        ...
 
 
 def utcnow() -> datetime:
@@ -359,6 +369,8 @@ class Penchant:
         self.settings = settings
         self.clock = clock
         self._monotonic = timer  # seconds, for caches, deadlines and retries
+        #: Monotonic seconds (``timer=``): what caches, deadlines and backoffs count.
+        self.timer = timer
         self._catalog_source: CatalogSource = catalog if catalog is not None else Catalog()
         self._catalog_ttl = catalog_ttl
         self._catalog: Catalog | None = None
@@ -400,6 +412,8 @@ class Penchant:
         self._feed = _Feed()
         # Exposures of recommendation lists, written by the writer's thread.
         self._exposures: deque[Exposure] = deque(maxlen=settings.queue_size)
+        # Who counts in the shared counts: set by the middleware (count_shared_by).
+        self.shared_counts: SharedCounts | None = None
         # Sessions without cookies: visitor -> (started, last seen, session id).
         self._sessions: OrderedDict[str, tuple[datetime, datetime, str]] = OrderedDict()
         self._session_timeout = timedelta(seconds=settings.session_timeout)
@@ -480,13 +494,6 @@ class Penchant:
     def _new_writer(self) -> Writer:
         from penchant.storage.writer import Writer
 
-        pairs_for: Callable[..., Any] | None
-        try:
-            from penchant.engine.cooccurrence import pair_increments
-
-            pairs_for = pair_increments
-        except ImportError:  # pragma: no cover - co-occurrence is optional
-            pairs_for = None
         s = self.settings
         return Writer(
             self._store_for_writes,
@@ -496,10 +503,59 @@ class Penchant:
             queue_size=s.queue_size,
             flush_interval=s.flush_interval,
             on_stored=self._on_stored,
-            pairs_for=pairs_for,
+            pairs_for=self._pairs_for,
             clock=lambda: self.clock(),
             intake=self._deferred,
         )
+
+    def count_shared_by(self, counts: SharedCounts) -> None:
+        """Let ``counts`` decide who counts in popular content and co-viewed items
+        (the middleware's identity budget); without it everyone does."""
+        self.shared_counts = counts
+
+    def _pairs_for(
+        self, new: Sequence[Interaction], recent: Mapping[str, Sequence[HistoryEntry]]
+    ) -> Mapping[tuple[tuple[str, int], tuple[str, int]], float]:
+        """Co-occurrence increments of the visitors who count, each network adding to
+        a pair once a day (its first visitor's increment) and counted in the pair's
+        ``networks``. A visitor not judged by the identity budget (the host's own
+        :meth:`track`, or no budget at all) is a network of its own."""
+        from penchant.engine.cooccurrence import PairIncrements, pair_increments_per_visitor
+
+        counts = self.shared_counts
+        out = PairIncrements()
+        now = self.clock()
+        for user_id, found in pair_increments_per_visitor(new, recent).items():
+            verdict = None if counts is None else counts.verdict_of(user_id)
+            if verdict is not None and not verdict.shared:
+                continue
+            network = "visitor:" + user_id if verdict is None else str(verdict.network)
+            for (a, b), value in found.items():
+                if b < a:
+                    continue  # both orders of a pair are one pair, handled together
+                name = f"{a[0]}:{a[1]}|{b[0]}:{b[1]}"
+                if counts is not None and not counts.first_pair_from(network, name, now):
+                    continue  # this network added to this pair today already
+                for pair in ((a, b), (b, a)):
+                    out[pair] = out.get(pair, 0.0) + value
+                    out.networks[pair] = out.networks.get(pair, 0) + 1
+        return out
+
+    def _mark_unshared(self, written: Sequence[Interaction]) -> None:
+        """Store which of these visitors do not count in popular content today."""
+        counts = self.shared_counts
+        if counts is None:
+            return
+        marks: set[tuple[str, Any]] = set()
+        for event in written:
+            verdict = counts.verdict_of(event.user_id)
+            if verdict is not None and not verdict.shared:
+                marks.add((event.user_id, event.timestamp.date()))
+        if marks:
+            try:
+                self.store.mark_unshared(marks)
+            except Exception as exc:
+                logger.warning("visitors left out of popular content not noted: %s", exc)
 
     def _deltas_for(self, batch: Sequence[Interaction]) -> list[Any]:
         return fold(batch, self.catalog, self.settings.weights, self.settings.decay_rate)
@@ -706,6 +762,7 @@ class Penchant:
         return accepted
 
     def _on_stored(self, written: Sequence[Interaction]) -> None:
+        self._mark_unshared(written)
         self._note_changes(self._forget_pending(written))
         self._write_exposures()
 
@@ -762,18 +819,18 @@ class Penchant:
             logger.exception("writing %d exposures failed; they are dropped", len(batch))
 
     def report(self, days: int = 30, *, minimum: int = 100) -> Report:
-        """Personalized against holdout over the last ``days`` days."""
-        since = self.clock() - timedelta(days=days)
+        """Personalized against holdout over the last ``days`` days; recommendation
+        clicks are attributed by the server (see ``storage.reporting.experiment_report``)."""
         self._write_exposures()
-        sessions = session_counts(self.store, since)
-        funnels = funnel_paths(funnel_sessions(self.store, since))
-        return build_report(
-            sessions,
-            key=self.settings.experiment_key,
-            holdout=self.settings.holdout,
+        s = self.settings
+        return experiment_report(
+            self.store,
+            self.clock(),
             days=days,
+            key=s.experiment_key,
+            holdout=s.holdout,
             minimum=minimum,
-            funnels=funnels,
+            window=s.attribution_window,
         )
 
     def _forget_pending(self, written: Sequence[Interaction]) -> set[str]:
@@ -982,6 +1039,7 @@ class Penchant:
                 self.store.neighbours,
                 missing,
                 limit_per_item=NEIGHBOURS_PER_ITEM,
+                min_networks=PAIR_NETWORKS,
             )
             for key in missing:
                 value = loaded.get(key, [])
@@ -1084,24 +1142,65 @@ class Penchant:
         raise KeyError(content_type)
 
     # ------------------------------------------------------------- the visitor
-    def erase(self, user_id: str) -> int:
-        """Erase everything stored for ``user_id``, including unwritten events."""
+    def erase(self, user_id: str | Sequence[str], *, timeout: float | None = None) -> int:
+        """Erase everything stored for a visitor, including unwritten events.
+
+        ``user_id``: their id, or every id they have (one per accepted secret: see
+        ``Core.identities_of``). Within ``timeout`` seconds (default
+        ``privacy_timeout``); a database that cannot do it in time raises
+        :class:`~penchant.storage.store.StoreUnavailable`, and nothing stored is
+        deleted: the caller says so and the visitor can try again.
+        """
+        ids = (user_id,) if isinstance(user_id, str) else tuple(dict.fromkeys(user_id))
+        deadline = self._deadline(timeout)
+        # Events on their way land first, so the delete takes them (and counts them);
+        # a database that cannot take them in time cannot erase either: nothing is done.
         self.settle()
+        writer = self.writer
+        if not writer.flush(self._left(deadline)):
+            raise StoreUnavailable("erasure: earlier events could not be written in time")
         with self._pending_lock:
-            self._pending.pop(user_id, None)
-        self.writer.discard(user_id)
-        deleted = self.store.erase(user_id)
+            for uid in ids:
+                self._pending.pop(uid, None)
+        for uid in ids:
+            writer.discard(uid)  # any submitted since
+        shown = self._exposures
+        if any(e.user_id in ids for e in list(shown)):
+            kept = [e for e in list(shown) if e.user_id not in ids]
+            shown.clear()
+            shown.extend(kept)
+        deleted = self.store.erase(ids, timeout=self._left(deadline))
         # Cached reads go once the rows are gone (one read while erasing is not cached).
         with self._pending_lock:
             self._written += 1
-            self._profiles.pop(user_id)
-        self._ranked.pop_where(lambda key: key[0] == user_id)
-        self._note_changes({user_id})
+            for uid in ids:
+                self._profiles.pop(uid)
+        self._ranked.pop_where(lambda key: key[0] in ids)
+        self._note_changes(set(ids))
         return deleted
 
-    def export(self, user_id: str) -> dict[str, object]:
-        self.flush(timeout=self.settings.shutdown_timeout)
-        return self.store.export(user_id)
+    def export(
+        self, user_id: str | Sequence[str], *, timeout: float | None = None
+    ) -> dict[str, object]:
+        """Everything stored about a visitor (``user_id`` as for :meth:`erase`), JSON-ready.
+
+        Within ``timeout`` seconds (default ``privacy_timeout``), else
+        :class:`~penchant.storage.store.StoreUnavailable`. Events still on their way
+        are waited for within the same deadline.
+        """
+        deadline = self._deadline(timeout)
+        self.settle()
+        writer = self._writer if self._pid == os.getpid() else None
+        if writer is None or writer.flush(self._left(deadline)):
+            self._write_exposures()
+        return self.store.export(user_id, timeout=self._left(deadline))
+
+    def _deadline(self, timeout: float | None) -> float:
+        return self._monotonic() + (self.settings.privacy_timeout if timeout is None else timeout)
+
+    def _left(self, deadline: float) -> float:
+        """Seconds to a deadline; never 0, which a database would read as no limit."""
+        return max(0.001, deadline - self._monotonic())
 
     # ------------------------------------------------------------- operations
     def health(self) -> dict[str, object]:

@@ -57,8 +57,8 @@ def test_init_db_is_idempotent(runner: CliRunner, database_url: str) -> None:
         result = runner.invoke(main, ["init-db", "--database-url", database_url])
         assert result.exit_code == 0, result.output
         outputs.append(result.output)
-    assert "created the tables at revision 0002" in outputs[0]
-    assert "already at revision 0002" in outputs[1]
+    assert "created the tables at revision 0003" in outputs[0]
+    assert "already at revision 0003" in outputs[1]
     store = Store(database_url)
     assert store.count_interactions() == 0
     store.dispose()

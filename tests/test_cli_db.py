@@ -58,13 +58,13 @@ def test_stats_on_a_database_without_tables_says_nothing_is_stored(database_url:
 
 def test_upgrade_creates_then_says_current(database_url: str) -> None:
     code, out, _ = _run("db", "upgrade", "--database-url", database_url)
-    assert code == 0 and "created the tables at revision 0002" in out
+    assert code == 0 and "created the tables at revision 0003" in out
     code, out, _ = _run("db", "current", "--database-url", database_url)
-    assert code == 0 and "revision 0002 (current)" in out
+    assert code == 0 and "revision 0003 (current)" in out
     code, out, _ = _run("db", "upgrade", "--database-url", database_url)
-    assert code == 0 and "already at revision 0002" in out
+    assert code == 0 and "already at revision 0003" in out
     code, out, _ = _run("init-db", "--database-url", database_url)
-    assert code == 0 and "already at revision 0002" in out
+    assert code == 0 and "already at revision 0003" in out
     code, out, _ = _run("stats", "--database-url", database_url)
     assert code == 0 and "Dead-lettered rows: 0" in out
 
@@ -75,10 +75,10 @@ def test_a_database_behind_is_named_and_upgraded(database_url: str) -> None:
         schema_version.migrate(conn, "0001")
         conn.execute(sa.text(f"DROP TABLE {VERSION_TABLE}"))
     code, _, err = _run("db", "current", "--database-url", database_url)
-    assert code == 1 and "revision 0001, this penchant needs 0002" in err
+    assert code == 1 and "revision 0001, this penchant needs 0003" in err
     code, _, err = _run("stats", "--database-url", database_url)
     assert code == 1 and "run `penchant db upgrade`" in err
     code, out, _ = _run("db", "upgrade", "--database-url", database_url)
-    assert code == 0 and "from revision 0001 to 0002" in out
+    assert code == 0 and "from revision 0001 to 0003" in out
     assert schema_version.current(store).is_current
     store.dispose()

@@ -26,7 +26,7 @@ def _pair(database_url: str) -> tuple[Penchant, Penchant, Ticker]:
     """Two instances on one database, as two worker processes; ``there``'s clock is ours."""
     settings: dict[str, Any] = {
         "database_url": database_url,
-        "secret_key": "k",
+        "secret_key": "k-0123456789abcdef",
         "catalog": CATALOG,
         "holdout": 0.0,
     }
@@ -108,7 +108,9 @@ def test_unrelated_visitors_keep_their_cached_profiles(database_url: str) -> Non
 def test_page_views_without_a_target_keep_the_visitors_cached_profile(
     database_url: str,
 ) -> None:
-    penchant = Penchant(database_url=database_url, secret_key="k", catalog=CATALOG, holdout=0.0)
+    penchant = Penchant(
+        database_url=database_url, secret_key="k-0123456789abcdef", catalog=CATALOG, holdout=0.0
+    )
     penchant.init_db()
     visitor = "p" * 32
     assert penchant.track("click", "procedure", 1, user_id=visitor)
@@ -133,7 +135,9 @@ def test_page_views_without_a_target_keep_the_visitors_cached_profile(
 def test_a_process_that_writes_but_never_reads_keeps_no_growing_set(database_url: str) -> None:
     from penchant.service import OWN_CHANGES_KEPT
 
-    penchant = Penchant(database_url=database_url, secret_key="k", catalog=CATALOG, holdout=0.0)
+    penchant = Penchant(
+        database_url=database_url, secret_key="k-0123456789abcdef", catalog=CATALOG, holdout=0.0
+    )
     penchant.init_db()
     for n in range(20):
         assert penchant.track("click", "procedure", 1, user_id=f"{n:032x}")

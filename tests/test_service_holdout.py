@@ -18,7 +18,7 @@ CATALOG = Catalog(
 def test_holdout_visitors_never_get_personalized_content(tmp_path: Path) -> None:
     penchant = Penchant(
         database_url=f"sqlite:///{tmp_path / 'h.db'}",
-        secret_key="k",
+        secret_key="k-0123456789abcdef",
         catalog=CATALOG,
         holdout=0.5,
         experiment_key="exp",

@@ -41,7 +41,11 @@ def test_lists_are_reused_until_profile_popularity_catalog_or_time_moves(
 ) -> None:
     clock = Clock()
     penchant = Penchant(
-        database_url=database_url, secret_key="k", catalog=CATALOG, holdout=0.0, clock=clock
+        database_url=database_url,
+        secret_key="k-0123456789abcdef",
+        catalog=CATALOG,
+        holdout=0.0,
+        clock=clock,
     )
     penchant.init_db()
     assert penchant.track("click", "procedure", 3, user_id=VISITOR)
@@ -77,7 +81,9 @@ def test_lists_are_reused_until_profile_popularity_catalog_or_time_moves(
 
 
 def test_erasure_forgets_the_ranked_lists(database_url: str) -> None:
-    penchant = Penchant(database_url=database_url, secret_key="k", catalog=CATALOG, holdout=0.0)
+    penchant = Penchant(
+        database_url=database_url, secret_key="k-0123456789abcdef", catalog=CATALOG, holdout=0.0
+    )
     penchant.init_db()
     assert penchant.track("click", "procedure", 3, user_id=VISITOR)
     assert penchant.recommend("procedures", VISITOR, limit=3)

@@ -53,7 +53,7 @@ def test_a_hung_database_is_given_up_on_then_left_alone(
 ) -> None:
     penchant = Penchant(
         database_url=f"postgresql://postgres@127.0.0.1:{silent_server.port}/x",
-        secret_key="k",
+        secret_key="k-0123456789abcdef",
         catalog=CATALOG,
         read_timeout=0.3,
         holdout=0.0,

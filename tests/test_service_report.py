@@ -23,7 +23,7 @@ CATALOG = Catalog(
 def penchant(database_url: str, now: datetime) -> Iterator[Penchant]:
     p = Penchant(
         database_url=database_url,
-        secret_key="test",
+        secret_key="test-0123456789abcdef",
         catalog=CATALOG,
         holdout=0.5,
         experiment_key="exp",
@@ -50,6 +50,7 @@ def test_report_counts_exposures_clicks_and_conversions(penchant: Penchant, now:
             variant=variant,
             content_type="procedures",
             recommendations=recs,
+            at=at,
         )
         expected[variant][0] += 1
         if n % 3 == 0:
@@ -98,6 +99,67 @@ def test_report_counts_exposures_clicks_and_conversions(penchant: Penchant, now:
     paths = dict(report.funnels)
     assert sum(paths.values()) == sum(v[2] for v in expected.values())
     assert ("view:page", "click:procedure", "form_submit:procedure") in paths
+
+
+def _ctr(penchant: Penchant) -> tuple[float, int]:
+    """Click-through of recommendations and lists shown, of the one variant (holdout 0)."""
+    (ctr,) = [c for c in penchant.report(days=1, minimum=1).comparisons if "ctr" in c.metric]
+    return ctr.personalized.value, ctr.personalized.n
+
+
+def test_a_click_is_attributed_to_what_the_visitor_was_shown_within_the_window(
+    database_url: str, now: datetime
+) -> None:
+    p = Penchant(
+        database_url=database_url,
+        secret_key="test-0123456789abcdef",
+        catalog=CATALOG,
+        holdout=0.0,
+        clock=lambda: now,
+    )
+    p.init_db()
+    try:
+        shown_at = now - timedelta(hours=3)
+        user, other = "a" * 32, "b" * 32
+
+        def show(page_view: str, items: tuple[int, ...], at: datetime) -> None:
+            p.record_exposure(
+                user_id=user,
+                session_id="s1",
+                page_view_id=page_view,
+                variant="personalized",
+                content_type="procedures",
+                recommendations=[
+                    r for r in p.recommend("procedures", None, limit=8) if r.item.id in items
+                ],
+                at=at,
+            )
+
+        def click(who: str, target: int, at: datetime) -> None:
+            p.track("click", "procedure", target, user_id=who, session_id="s1", timestamp=at)
+
+        # The click is written before the list it answers (the writer's delay, a
+        # replica's lag): attribution happens when the report is read.
+        click(user, 2, shown_at + timedelta(minutes=29))
+        assert p.flush(timeout=10)
+        assert _ctr(p) == (0.0, 0)
+        show("pv1", (1, 2, 3), shown_at)
+        assert p.flush(timeout=10)
+        assert _ctr(p) == (1.0, 1)
+        # Too late (31 minutes after it was shown), not shown (4), another visitor's
+        # click on what this one was shown: none of them counts for a second list.
+        show("pv2", (1, 2, 3), shown_at + timedelta(hours=1))
+        click(user, 1, shown_at + timedelta(hours=1, minutes=31))
+        click(user, 4, shown_at + timedelta(hours=1, minutes=5))
+        click(other, 3, shown_at + timedelta(hours=1, minutes=5))
+        assert p.flush(timeout=10)
+        assert _ctr(p) == (0.5, 2)
+        # A click timed by another worker's clock a little behind still counts.
+        click(user, 3, shown_at + timedelta(hours=1) - timedelta(seconds=30))
+        assert p.flush(timeout=10)
+        assert _ctr(p) == (1.0, 2)
+    finally:
+        p.close()
 
 
 def test_the_report_command_prints_the_same_figures(

@@ -182,7 +182,7 @@ def test_a_site_on_a_database_behind_serves_popular_content_and_fails_its_health
     assert health.status_code == 503
     body = health.json()
     assert body["ok"] is False
-    assert body["schema"]["revision"] == "0001" and body["schema"]["head"] == "0002"
+    assert body["schema"]["revision"] == "0001" and body["schema"]["head"] == "0003"
     assert "penchant db upgrade" in body["schema"]["problem"]
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "penchant db upgrade" in errors[0].getMessage()

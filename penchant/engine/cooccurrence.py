@@ -9,6 +9,9 @@ A pair is counted when a visitor interacts with item Y after item X within
 1.0) and shrinks with the time between them. A visitor returning to an item
 they already had within the window adds nothing, so going back and forth
 between two pages cannot inflate their pair.
+
+:func:`pair_increments_per_visitor` keeps each visitor's increments apart, for
+a caller that counts each network once per pair (:class:`PairIncrements`).
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from penchant.config import DEFAULT_WEIGHTS
 from penchant.engine.events import ITEM_TYPES, Interaction
 from penchant.engine.ranking import HistoryEntry
 
-__all__ = ["pair_increments"]
+__all__ = ["PairIncrements", "pair_increments", "pair_increments_per_visitor"]
 
 _Key = tuple[str, int]
 _Pair = tuple[_Key, _Key]
@@ -89,6 +93,33 @@ def pair_increments(
                 out[(other, key)] = out.get((other, key), 0.0) + value
                 out[(key, other)] = out.get((key, other), 0.0) + value
         visitor.add(at, key, strength)
+    return out
+
+
+class PairIncrements(dict[_Pair, float]):
+    """Pair increments, and for each pair how many sources not counted before saw
+    it (``networks``, filled in by whoever knows what was counted before)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.networks: dict[_Pair, int] = {}
+
+
+def pair_increments_per_visitor(
+    new: Sequence[Interaction],
+    recent: Mapping[str, Sequence[HistoryEntry]],
+    **options: Any,
+) -> dict[str, dict[_Pair, float]]:
+    """:func:`pair_increments` of each visitor apart (their sum is the batch's):
+    for a caller that counts each source of a pair once (see :class:`PairIncrements`)."""
+    by_visitor: dict[str, list[Interaction]] = {}
+    for event in new:
+        by_visitor.setdefault(event.user_id, []).append(event)
+    out: dict[str, dict[_Pair, float]] = {}
+    for user_id, events in by_visitor.items():
+        found = pair_increments(events, recent, **options)
+        if found:
+            out[user_id] = found
     return out
 
 

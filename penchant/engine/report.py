@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from penchant.engine.experiments import (
     Comparison,
@@ -19,8 +20,18 @@ from penchant.engine.experiments import (
     compare_means,
     compare_proportions,
 )
+from penchant.engine.ranking import CONTENT_TYPES
 
-__all__ = ["Report", "SessionCounts", "build_report", "funnel_paths", "render_report"]
+__all__ = [
+    "Report",
+    "SessionCounts",
+    "build_report",
+    "clicked_lists",
+    "funnel_paths",
+    "render_report",
+]
+
+_K = TypeVar("_K", bound=Hashable)
 
 # The values each metric can take: rates lie in [0, 1], counts are never negative.
 _RANGES: dict[str, tuple[float, float]] = {
@@ -30,9 +41,32 @@ _RANGES: dict[str, tuple[float, float]] = {
 }
 
 
+def clicked_lists(
+    pairs: Iterable[tuple[_K, Mapping[str, Collection[int]], str, int]],
+) -> set[tuple[_K, str]]:
+    """The recommendation lists that got a click, as ``(page view, content type)``.
+
+    Each pair is one page view that showed lists (its key and ``{content type: ids
+    shown}``) and one click of the same visitor, within the attribution window, on
+    ``(target type, target id)``. The server decides, from what it showed: what a
+    client says about its click is never asked. A list counts once however many of
+    its items are clicked, so click-through is a share of lists, at most 1.
+    """
+    clicked: set[tuple[_K, str]] = set()
+    for page_view, lists, target_type, target_id in pairs:
+        for content_type, ids in lists.items():
+            if CONTENT_TYPES.get(content_type) == target_type and target_id in ids:
+                clicked.add((page_view, content_type))
+    return clicked
+
+
 @dataclass(frozen=True, slots=True)
 class SessionCounts:
-    """One session's activity, as counted by the storage layer."""
+    """One session's activity, as counted by the storage layer.
+
+    ``rec_clicks``: lists shown in the session that got a click (:func:`clicked_lists`);
+    ``exposures``: lists shown in the session.
+    """
 
     user_id: str
     session_id: str

@@ -21,6 +21,7 @@ from penchant.engine.events import INTERACTION_TYPES, ITEM_TYPES, TARGET_TYPES, 
 
 __all__ = [
     "MAX_EVENTS",
+    "RESERVED_METADATA",
     "BeaconBody",
     "BodyError",
     "EventInput",
@@ -41,6 +42,10 @@ MAX_STRING = 256
 MAX_TOKEN = 512
 #: Ids are stored in an INTEGER column: 32-bit signed on every database.
 MAX_ID = 2**31 - 1
+#: Metadata keys a client may not set: the server derives them (a page's path, the
+#: categories a search matched) or decides them at report time (whether a click
+#: came from a recommendation: ``source``). They are dropped, never stored.
+RESERVED_METADATA = frozenset({"path", "categories", "source"})
 
 _EVENT_ID = re.compile(r"[0-9a-f]{32}")
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]*")

@@ -80,6 +80,10 @@ class PenchantASGI:
         core = self.core
         body = b""
         if endpoint.needs_body and facts.method in endpoint.methods:
+            refused = core.refuse_length(facts)
+            if refused is not None:
+                await _send(send, refused)
+                return
             read = await _read_body(receive, facts.content_length, core.settings.max_body_bytes)
             if read is None:
                 await _send(send, core.too_large())
@@ -109,7 +113,7 @@ class PenchantASGI:
 
 async def _read_body(receive: Receive, declared: str | None, cap: int) -> bytes | None:
     """The request body, or None as soon as it is known to exceed ``cap`` (rest unread)."""
-    if declared is not None and declared.strip().isdigit() and int(declared) > cap:
+    if declared is not None and declared.strip().isdecimal() and int(declared) > cap:
         return None
     chunks: list[bytes] = []
     size = 0

@@ -29,10 +29,19 @@ from penchant.engine.fingerprint import (
     fingerprint,
     hash_identifier,
     legacy_fingerprint,
+    truncate_ip,
 )
 from penchant.engine.privacy import scrub
-from penchant.engine.validation import EventInput, storable_text
-from penchant.middleware.facts import RequestFacts, Response, json_response, parse_cookies
+from penchant.engine.validation import MAX_PATH, RESERVED_METADATA, EventInput, storable_text
+from penchant.middleware.backoff import Backoff
+from penchant.middleware.facts import (
+    HEADER_KEY_CHARS,
+    RequestFacts,
+    Response,
+    bounded_key,
+    json_response,
+    parse_cookies,
+)
 from penchant.middleware.identity import (
     CONSENT_COOKIE,
     OPT_OUT_COOKIE,
@@ -43,14 +52,15 @@ from penchant.middleware.identity import (
     cookie_names,
     is_bot,
 )
+from penchant.middleware.networks import NetworkBudget
 from penchant.middleware.personalization import Personalization
-from penchant.middleware.ratelimit import RateLimiter
+from penchant.middleware.ratelimit import MemoryBackend, RateLimiter, RedisBackend, backend_for
 from penchant.service import NEIGHBOURS_PER_ITEM, utcnow
 
 if TYPE_CHECKING:
     from penchant.service import Penchant
 
-__all__ = ["Core", "Endpoint", "Visitor", "new_event_id"]
+__all__ = ["Core", "Endpoint", "Visitor", "new_event_id", "stored_path", "stored_paths"]
 
 logger = logging.getLogger("personalization")
 
@@ -58,7 +68,7 @@ _OPT_OUT_NAMES = cookie_names(OPT_OUT_COOKIE)
 _CONSENT_NAMES = cookie_names(CONSENT_COOKIE)
 _COOKIE_NAMES = (*_OPT_OUT_NAMES, *_CONSENT_NAMES)
 # Keys a client may not set in metadata: the server derives them.
-_RESERVED = frozenset({"path", "categories"})
+_RESERVED = RESERVED_METADATA
 #: Seconds between retention runs of one process, and before the first one.
 RETENTION_INTERVAL = 3600.0
 RETENTION_FIRST_DELAY = 60.0
@@ -73,6 +83,11 @@ Handler = Callable[["Core", RequestFacts, bytes], Response]
 # Fetch metadata of a top-level navigation (None: a client too old to send it).
 _DOCUMENT = (None, "document")
 _NAVIGATE = (None, "navigate")
+# Navigations that need no click to count: from the site's own pages, or typed.
+_OWN_SITE = (None, "same-origin", "none")
+# What a response that used the visitor carries: no shared cache keeps it, and a
+# browser's cache asks again when penchant's cookies (opt-out, consent) change.
+_PRIVATE = (("Cache-Control", "private"), ("Vary", "Cookie"))
 # Seconds since the epoch: a page view's time, made a datetime off the request.
 _wall_clock = time.time
 
@@ -181,6 +196,21 @@ class Core:
         # Never a page view: static files and penchant's own routes, in one test.
         self._not_pages = (*self.static_prefixes, self._prefix_slash)
         self._limiter: RateLimiter | None = None
+        self._privacy_limiter: RateLimiter | None = None
+        # One limiter store (Redis or memory) for the beacon limits and the identity budget.
+        self._counters = backend_for(s)
+        self.networks: NetworkBudget | None = None
+        if s.network_identity_budget or s.network_daily_identities:
+            shared = penchant.shared_counts
+            if isinstance(shared, NetworkBudget):  # a second adapter over one service
+                self.networks = shared
+            else:
+                self.networks = NetworkBudget(
+                    self._counters,
+                    per_hour=s.network_identity_budget,
+                    per_day=s.network_daily_identities,
+                )
+                penchant.count_shared_by(self.networks)
         self.routes = endpoints.routes()
         self._monotonic = monotonic
         self._lock = threading.Lock()
@@ -202,6 +232,10 @@ class Core:
             honor_dnt=s.honor_dnt,
         )
         self.errors = 0
+        self._private = s.cache_private
+        # Operator credentials (dashboard, health): addresses that keep guessing wait.
+        self.backoff = Backoff(timer=penchant.timer)
+        self._proxy_warned = False
 
     # ------------------------------------------------------------ accounting
     def failed(self, what: str) -> None:
@@ -254,7 +288,21 @@ class Core:
 
     # ------------------------------------------------------------- identity
     def client_ip(self, facts: RequestFacts) -> str:
-        return self.client_address(facts.peer, facts.forwarded_for)
+        return self._address(facts.peer, facts.forwarded_for)
+
+    def _address(self, peer: str, forwarded_for: str | None) -> str:
+        """The client's address; says once when a proxy's header is not believed."""
+        if not forwarded_for:
+            return peer
+        if not self._proxy_warned and not self.client_address.trusts(peer):
+            self._proxy_warned = True
+            logger.warning(
+                "X-Forwarded-For arrived from a peer that is not in trusted_proxies: it is "
+                "ignored, and if the site runs behind a proxy every visitor shares the "
+                "proxy's address (one fingerprint, one rate limit). List the proxy in "
+                "PENCHANT_TRUSTED_PROXIES. (Said once per process.)"
+            )
+        return self.client_address(peer, forwarded_for)
 
     def _fingerprint(self, facts: RequestFacts) -> str:
         return self._fingerprint_parts(
@@ -264,7 +312,12 @@ class Core:
     def _fingerprint_parts(
         self, user_agent: str, peer: str, forwarded_for: str | None, accept_language: str
     ) -> str:
-        ip = self.client_address(peer, forwarded_for) if forwarded_for else peer
+        ip = self._address(peer, forwarded_for) if forwarded_for else peer
+        # Huge values are cut and digested: the cache's keys stay small (one per value).
+        if len(user_agent) > HEADER_KEY_CHARS:
+            user_agent = bounded_key(user_agent)
+        if len(accept_language) > HEADER_KEY_CHARS:
+            accept_language = bounded_key(accept_language)
         lookup = self._fingerprint_of
         if lookup is None:
             # Bound once: a service's secret does not change after it is first read.
@@ -284,7 +337,12 @@ class Core:
         """The consent cookie's state and, when it verifies, the random visitor id in it."""
         if cookies is None:
             cookies = parse_cookies(facts.cookie, _CONSENT_NAMES)
-        raw = cookies.get(_CONSENT_NAMES[0]) or cookies.get(_CONSENT_NAMES[1])
+        raw = cookies.get(_CONSENT_NAMES[0])
+        if not raw and not facts.secure:
+            # Over HTTPS only the __Host- cookie: a sibling subdomain or a plain-HTTP
+            # response can plant the unprefixed one (the opt-out cookie is read under
+            # both names: a planted opt-out can only stop tracking)
+            raw = cookies.get(_CONSENT_NAMES[1])
         if not raw:
             return "absent", None
         return self.signers().read_consent(raw, CONSENT_MAX_AGE)
@@ -353,6 +411,30 @@ class Core:
                 return None
             return hash_identifier(consent_id, key=self.secret()), "cookie"
         return self._fingerprint(facts), "fingerprint"
+
+    def identities_of(self, facts: RequestFacts) -> tuple[tuple[str, ...], str] | None:
+        """:meth:`identity_of` under every accepted secret, newest first: after a key
+        rotation the visitor's older rows are stored under the ids of older keys, and
+        erasure and export must reach them too."""
+        found = self.identity_of(facts)
+        if found is None:
+            return None
+        user_id, kind = found
+        older = self.penchant.secrets[1:]
+        if not older or self._legacy:
+            return (user_id,), kind
+        if kind == "cookie":
+            _, consent_id = self.consent_of(facts)
+            assert consent_id is not None
+            others = [hash_identifier(consent_id, key=key) for key in older]
+        else:
+            ip = self.client_ip(facts)
+            if self.settings.truncate_ip:
+                ip = truncate_ip(ip)
+            others = [
+                fingerprint(facts.user_agent, ip, facts.accept_language, key=key) for key in older
+            ]
+        return tuple(dict.fromkeys([user_id, *others])), kind
 
     def clear_cookie(self, name: str, facts: RequestFacts) -> list[str]:
         return [cookie_header(name, "", secure=facts.secure, max_age=0)]
@@ -435,12 +517,17 @@ class Core:
                 return []
             personalization._started = True
             facts = personalization.facts
+            # Set when the host asked for the visitor (recommendations, script_tag()):
+            # the response is then this visitor's, and no shared cache may keep it.
             visitor = personalization._visitor
             path = facts.path
             # A page view: a GET navigation answered 2xx with HTML, not static,
-            # penchant's own or a prefetch (the crawler check comes later). Then,
-            # inline as _plain() is, since this runs for every response: no
-            # privacy signal and none of penchant's cookies.
+            # penchant's own or a prefetch (the crawler check comes later), and
+            # the visitor's own: from the site itself or typed (Sec-Fetch-Site
+            # same-origin or none), or from another site by the visitor's click
+            # (Sec-Fetch-User: ?1), never another site's script walking them
+            # through pages. Then, inline as _plain() is, since this runs for
+            # every response: no privacy signal and none of penchant's cookies.
             if (
                 facts.method == "GET"
                 and 200 <= status < 300
@@ -452,6 +539,7 @@ class Core:
                 and ((facts.sec_purpose is None and facts.purpose is None) or not facts.prefetch)
                 and facts.sec_fetch_dest in _DOCUMENT
                 and facts.sec_fetch_mode in _NAVIGATE
+                and (facts.sec_fetch_site in _OWN_SITE or facts.sec_fetch_user == "?1")
             ):
                 cookie = facts.cookie
                 if (
@@ -482,15 +570,20 @@ class Core:
                         )
                     return []
                 if not is_bot(facts.user_agent):
-                    visitor = personalization.visitor
-                    if visitor.tracking_allowed:
+                    seen = personalization.visitor
+                    if seen.tracking_allowed:
                         self.penchant.defer_work(
                             (self.record_deferred, personalization, self.penchant.clock()),
                             path.startswith(self.patterns.prefixes),
                         )
-            if visitor is None or not visitor.cookies:
+                    if visitor is None:  # worked out for the page view only
+                        return [("Set-Cookie", value) for value in seen.cookies]
+            if visitor is None:
                 return []
-            return [("Set-Cookie", value) for value in visitor.cookies]
+            headers = [("Set-Cookie", value) for value in visitor.cookies]
+            if self._private:
+                headers += _PRIVATE
+            return headers
         except Exception:
             self.failed("page view recording")
             return []
@@ -514,6 +607,9 @@ class Core:
             visitor = Visitor(self, self._plain_decision, user_id, "fingerprint")
             if isinstance(at, float):
                 at = datetime.fromtimestamp(at, UTC).replace(tzinfo=None)
+            if self.networks is not None:
+                ip = self.client_address(peer, forwarded_for) if forwarded_for else peer
+                self.judge(user_id, ip, at)
             return self._record_path(path, visitor, page_view_id, at)
         except Unavailable:
             return False
@@ -527,8 +623,11 @@ class Core:
         penchant's cookies or a privacy signal): the event, timed when the
         response started."""
         try:
+            visitor = personalization.visitor
+            if self.networks is not None and visitor.user_id is not None:
+                self.judge(visitor.user_id, self.client_ip(personalization.facts), at)
             return self.record_view(
-                personalization.facts, personalization.visitor, personalization.page_view_id, at
+                personalization.facts, visitor, personalization.page_view_id, at
             )
         except Exception:
             self.failed("page view recording")
@@ -570,15 +669,51 @@ class Core:
     def limiter(self) -> RateLimiter:
         """Per-visitor and per-IP limits, keyed with the site's secret (built on first use)."""
         if self._limiter is None:
-            limiter = RateLimiter.from_settings(self.settings, secret=self.secret())
+            limiter = RateLimiter.from_settings(
+                self.settings, secret=self.secret(), backend=self._counters
+            )
             with self._lock:
                 if self._limiter is None:
                     self._limiter = limiter
         return self._limiter
 
+    @property
+    def privacy_limiter(self) -> RateLimiter:
+        """Erase, export and opt-out requests per client address (``privacy_rate_limit``
+        a minute), shared through Redis like the beacon's limits (built on first use)."""
+        if self._privacy_limiter is None:
+            s = self.settings
+            backend = RedisBackend(s.redis_url) if s.redis_url else MemoryBackend()
+            limiter = RateLimiter(
+                {"privacy": s.privacy_rate_limit}, backend=backend, secret=self.secret()
+            )
+            with self._lock:
+                if self._privacy_limiter is None:
+                    self._privacy_limiter = limiter
+        return self._privacy_limiter
+
+    def privacy_allowed(self, facts: RequestFacts) -> bool:
+        """Whether this address may erase or export once more within the minute."""
+        return self.privacy_limiter.allow(self.client_ip(facts), kind="privacy")
+
     def admitted(self, facts: RequestFacts, visitor: Visitor, n: int) -> int:
-        """How many of a beacon's ``n`` events fit within the visitor's and the IP's limits."""
-        return self.limiter.admit_beacon(visitor=visitor.user_id, ip=self.client_ip(facts), cost=n)
+        """How many of a beacon's ``n`` events fit within the visitor's and the IP's
+        limits; the visitor is judged by the identity budget too (:meth:`judge`)."""
+        ip = self.client_ip(facts)
+        if self.networks is not None and visitor.user_id is not None and n > 0:
+            self.judge(visitor.user_id, ip, self.penchant.clock())
+        return self.limiter.admit_beacon(visitor=visitor.user_id, ip=ip, cost=n)
+
+    def judge(self, user_id: str, ip: str, at: datetime) -> None:
+        """Whether this visitor counts in popular content and co-viewed items today
+        (:class:`~penchant.middleware.networks.NetworkBudget`); never raises."""
+        networks = self.networks
+        if networks is None:
+            return
+        try:
+            networks.judge(user_id, ip, at)
+        except Exception:
+            self.failed("identity budget")
 
     # ------------------------------------------------------------ retention
     def maybe_purge(self) -> bool:
@@ -631,6 +766,20 @@ class Core:
             return Response(response.status, response.headers, b"")
         return response
 
+    def refuse_length(self, facts: RequestFacts) -> Response | None:
+        """The answer to a body that must not be read: ``400`` for a ``Content-Length``
+        that is not a number, ``413`` over ``max_body_bytes``; None to read it."""
+        declared = facts.content_length
+        if declared is None:
+            return None
+        declared = declared.strip()
+        if not (declared.isascii() and declared.isdigit()):
+            self.count_dropped("invalid")
+            return json_response(400, {"error": "content-length: not a number"})
+        if int(declared) > self.settings.max_body_bytes:
+            return self.too_large()
+        return None
+
     def too_large(self) -> Response:
         self.count_dropped("invalid")
         limit = self.settings.max_body_bytes
@@ -642,10 +791,22 @@ class Core:
         return Personalization(self, facts)
 
 
-@lru_cache(maxsize=PATH_CACHE)
 def stored_path(path: str) -> str:
-    """A page's path as stored: storable, with e-mail addresses and phone numbers scrubbed."""
+    """A page's path as stored: storable, with e-mail addresses and phone numbers scrubbed.
+
+    Only the first ``MAX_PATH`` characters are kept, and only they are the cache's
+    key: a client sending huge paths cannot make the cache hold more.
+    """
+    return _stored_path(path[:MAX_PATH])
+
+
+@lru_cache(maxsize=PATH_CACHE)
+def _stored_path(path: str) -> str:
     return scrub(storable_text(path))
+
+
+#: The cache of :func:`stored_path` (``cache_info()``, ``cache_clear()``), keyed by cut paths.
+stored_paths = _stored_path
 
 
 def _opt_out_flag(cookies: dict[str, str]) -> bool | None:

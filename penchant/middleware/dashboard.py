@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DASHBOARD_HEADERS",
+    "UNAUTHORIZED_BODY",
     "UNAUTHORIZED_HEADERS",
     "Bar",
     "BarChart",
@@ -656,6 +657,8 @@ UNAUTHORIZED_HEADERS: tuple[tuple[str, str], ...] = (
     ("www-authenticate", 'Basic realm="penchant dashboard", charset="UTF-8"'),
     ("x-content-type-options", "nosniff"),
 )
+#: Body of a refused request.
+UNAUTHORIZED_BODY = b"Dashboard credentials required.\n"
 
 
 def render(data: DashboardData) -> str:
@@ -717,18 +720,15 @@ def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
-def authorized(
-    authorization_header: str | None, query_token: str | None, settings: Settings
-) -> bool:
+def authorized(authorization_header: str | None, settings: Settings) -> bool:
     """Whether the request carries the dashboard token or basic credentials.
 
-    The token comes as ``?token=`` or ``Authorization: Bearer``; basic credentials
-    are ``dashboard_user`` and ``dashboard_password``. Nothing configured: refused.
+    The token comes as ``Authorization: Bearer`` (never in the URL, which ends up
+    in access logs); basic credentials are ``dashboard_user`` and
+    ``dashboard_password``. Nothing configured: refused.
     """
     token = settings.dashboard_token
     user, password = settings.dashboard_user, settings.dashboard_password
-    if token and query_token is not None and _same(query_token, token):
-        return True
     if not authorization_header:
         return False
     scheme, _, value = authorization_header.strip().partition(" ")
@@ -764,7 +764,6 @@ def respond(
     service: _Service,
     *,
     authorization_header: str | None,
-    query_token: str | None,
     now: datetime,
     experiment: Report | Callable[[], Report | None] | None = None,
 ) -> tuple[int, tuple[tuple[str, str], ...], bytes]:
@@ -772,8 +771,8 @@ def respond(
 
     Without an ``experiment``, the service's own ``report()`` is used when it has one.
     """
-    if not authorized(authorization_header, query_token, service.settings):
-        return 401, UNAUTHORIZED_HEADERS, b"Dashboard credentials required.\n"
+    if not authorized(authorization_header, service.settings):
+        return 401, UNAUTHORIZED_HEADERS, UNAUTHORIZED_BODY
     if experiment is None:
         build = getattr(service, "report", None)
         experiment = build if callable(build) else None

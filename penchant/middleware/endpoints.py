@@ -9,6 +9,8 @@ page), ``GET /dashboard`` and ``GET /health`` (operator credentials).
 
 from __future__ import annotations
 
+import logging
+import math
 import secrets
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote
@@ -23,11 +25,14 @@ from penchant.middleware.facts import (
     redirect,
 )
 from penchant.middleware.identity import CONSENT_COOKIE, OPT_OUT_COOKIE, is_bot, same_origin
+from penchant.storage.store import StoreUnavailable
 
 if TYPE_CHECKING:
     from penchant.middleware.core import Core, Endpoint, Visitor
 
-__all__ = ["routes"]
+__all__ = ["ERASE_FAILED", "EXPORT_FAILED", "LIMITED", "routes"]
+
+logger = logging.getLogger("personalization")
 
 _POST = frozenset({"POST"})
 _BEACON_TYPES = frozenset({"text/plain", "application/json", ""})
@@ -77,7 +82,11 @@ def _next(core: Core, facts: RequestFacts) -> str:
 
 def _cross_site(core: Core, facts: RequestFacts) -> bool:
     return not same_origin(
-        facts.sec_fetch_site, facts.origin, facts.host, core.settings.allowed_hosts
+        facts.sec_fetch_site,
+        facts.origin,
+        facts.host,
+        core.settings.allowed_hosts,
+        secure=facts.secure,
     )
 
 
@@ -157,7 +166,8 @@ def recommendations(core: Core, facts: RequestFacts, body: bytes) -> Response:
     raw = _query(facts, "limit")
     limit: int | None = None
     if raw is not None:
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        # ASCII digits only: "²" is a digit to isdigit() and not a number to int()
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
             return json_response(400, {"error": f"limit: an integer from 1 to {MAX_LIMIT}"})
         limit = int(raw)
     p = core.personalization(facts)
@@ -205,22 +215,39 @@ def _state(core: Core, facts: RequestFacts) -> dict[str, object]:
 
 
 def privacy(core: Core, facts: RequestFacts, body: bytes) -> Response:
-    from penchant.middleware import privacy_page
-
     state = _state(core, facts)
+    if facts.wants_json():
+        urls = _privacy_urls(core, facts)
+        return json_response(200, {**state, "urls": urls}, headers=[("Vary", "Accept, Cookie")])
+    return _privacy_html(core, facts, state)
+
+
+def _privacy_urls(core: Core, facts: RequestFacts) -> dict[str, str]:
     here = quote(_url(core, facts, "/privacy"), safe="/")
-    urls = {
+    return {
         "opt_out": _url(core, facts, f"/opt-out?next={here}"),
         "opt_in": _url(core, facts, f"/opt-in?next={here}"),
         "erase": _url(core, facts, f"/my-data/delete?next={here}"),
         "export": _url(core, facts, "/my-data"),
     }
-    if facts.wants_json():
-        return json_response(200, {**state, "urls": urls}, headers=[("Vary", "Accept, Cookie")])
+
+
+def _privacy_html(
+    core: Core,
+    facts: RequestFacts,
+    state: dict[str, object],
+    *,
+    status: int = 200,
+    notice: str | None = None,
+    headers: list[tuple[str, str]] | None = None,
+) -> Response:
+    from penchant.middleware import privacy_page
+
     return html_response(
-        200,
-        privacy_page.render(state, urls),
+        status,
+        privacy_page.render(state, _privacy_urls(core, facts), notice=notice),
         headers=[
+            *(headers or []),
             ("Content-Security-Policy", privacy_page.CSP),
             ("Referrer-Policy", "same-origin"),
             ("Vary", "Accept, Cookie"),
@@ -228,18 +255,52 @@ def privacy(core: Core, facts: RequestFacts, body: bytes) -> Response:
     )
 
 
-def _erase(core: Core, facts: RequestFacts) -> int | None:
-    """Erase the stored data of this request's identity; None when that failed."""
+#: Why an erasure or an export did not happen; the visitor is told, and can try again.
+ERASE_FAILED = "your data could not be deleted right now; nothing was deleted: try again shortly"
+EXPORT_FAILED = "your data cannot be read right now; try again shortly"
+LIMITED = "too many requests from your address: try again in a minute"
+_RETRY_AFTER = {429: "60", 503: "5"}
+
+
+def _erase(core: Core, facts: RequestFacts) -> tuple[int, int | None]:
+    """Erase what is stored under this request's identities (every accepted secret's).
+
+    ``(200, rows erased)``; or ``(429, None)`` over the address's limit and
+    ``(503, None)`` when the database could not do it within ``privacy_timeout``:
+    then nothing stored was deleted and nothing may be claimed.
+    """
     try:
-        identity = core.identity_of(facts)
-        if identity is None:
-            return 0
-        # Events of this visitor already on their way to the database land before the delete.
-        core.penchant.flush(timeout=min(2.0, core.settings.shutdown_timeout))
-        return core.penchant.erase(identity[0])
+        if not core.privacy_allowed(facts):
+            return 429, None
+        identities = core.identities_of(facts)
+        if identities is None:
+            return 200, 0
+        return 200, core.penchant.erase(identities[0])
+    except StoreUnavailable as exc:
+        logger.warning("erasure not done: %s", exc)
+        return 503, None
     except Exception:
         core.failed("erasure")
-        return None
+        return 503, None
+
+
+def _not_done(
+    core: Core,
+    facts: RequestFacts,
+    status: int,
+    message: str,
+    data: dict[str, object],
+    cookies: list[str],
+    state: dict[str, object] | None = None,
+) -> Response:
+    """A 429 or 503 that says what did not happen: JSON, or the privacy page with the message."""
+    headers = [("Set-Cookie", value) for value in cookies]
+    headers.append(("Retry-After", _RETRY_AFTER.get(status, "5")))
+    if facts.wants_json():
+        return json_response(status, {**data, "error": message}, headers=headers)
+    page_state = state if state is not None else _state(core, facts)
+    notice = message[0].upper() + message[1:] + "."
+    return _privacy_html(core, facts, page_state, status=status, notice=notice, headers=headers)
 
 
 def _done(core: Core, facts: RequestFacts, data: dict[str, object], cookies: list[str]) -> Response:
@@ -250,14 +311,29 @@ def _done(core: Core, facts: RequestFacts, data: dict[str, object], cookies: lis
 
 
 def opt_out(core: Core, facts: RequestFacts, body: bytes) -> Response:
-    """Set the opt-out cookie (strictly necessary) and erase what was stored."""
+    """Set the opt-out cookie (strictly necessary) and erase what was stored.
+
+    The cookie is set even when the erasure cannot happen now: tracking stops at
+    once, and the answer says the data is still to be deleted."""
     if _cross_site(core, facts):
         return _forbidden()
-    erased = _erase(core, facts)
+    status, erased = _erase(core, facts)
     cookies = [
         core.set_cookie(OPT_OUT_COOKIE, "1", facts),
         *core.clear_cookie(CONSENT_COOKIE, facts),
     ]
+    if erased is None:
+        state = {**_state(core, facts), "tracking": False, "reason": "opted_out", "opted_out": True}
+        message = LIMITED if status == 429 else ERASE_FAILED
+        return _not_done(
+            core,
+            facts,
+            status,
+            f"personalization is off, but {message}",
+            {"tracking": False},
+            cookies,
+            state,
+        )
     return _done(core, facts, {"tracking": False, "erased": erased}, cookies)
 
 
@@ -282,14 +358,23 @@ def my_data(core: Core, facts: RequestFacts, body: bytes) -> Response:
     if facts.method == "DELETE":
         if _cross_site(core, facts):
             return _forbidden()
-        erased = _erase(core, facts)
+        status, erased = _erase(core, facts)
         if erased is None:
-            return json_response(503, {"error": "erasure failed; try again later"})
+            message = LIMITED if status == 429 else ERASE_FAILED
+            return json_response(
+                status, {"error": message}, headers=[("Retry-After", _RETRY_AFTER[status])]
+            )
         return json_response(200, {"erased": erased})
-    identity = core.identity_of(facts)
-    if identity is None:
+    try:
+        if not core.privacy_allowed(facts):
+            return json_response(429, {"error": LIMITED}, headers=[("Retry-After", "60")])
+        identities = core.identities_of(facts)
+    except Exception:  # the secret cannot be read right now (a database kept it)
+        core.failed("export")
+        return json_response(503, {"error": EXPORT_FAILED}, headers=[("Retry-After", "5")])
+    if identities is None:
         return json_response(404, {"error": "nothing is stored for you"})
-    user_id, kind = identity
+    user_ids, kind = identities
     if kind == "fingerprint" and not core.settings.export_with_fingerprint:
         return json_response(
             403,
@@ -298,7 +383,11 @@ def my_data(core: Core, facts: RequestFacts, body: bytes) -> Response:
                 "ask the site operator for a copy"
             },
         )
-    data = core.penchant.export(user_id)
+    try:
+        data = core.penchant.export(user_ids)
+    except StoreUnavailable as exc:
+        logger.warning("export not done: %s", exc)
+        return json_response(503, {"error": EXPORT_FAILED}, headers=[("Retry-After", "5")])
     return json_response(
         200,
         data,
@@ -310,20 +399,57 @@ def erase_form(core: Core, facts: RequestFacts, body: bytes) -> Response:
     """The privacy page's "Delete my data" button (a form: works without JavaScript)."""
     if _cross_site(core, facts):
         return _forbidden()
-    erased = _erase(core, facts)
+    status, erased = _erase(core, facts)
+    if erased is None:
+        return _not_done(core, facts, status, LIMITED if status == 429 else ERASE_FAILED, {}, [])
     return _done(core, facts, {"erased": erased}, [])
 
 
 # ----------------------------------------------------------------- operator
+def _refused_operator(core: Core, facts: RequestFacts) -> Response | None:
+    """Why the operator's credentials on this request do not open the page; None: they do.
+
+    Credentials travel in the ``Authorization`` header only (a URL ends up in access
+    logs and browser history); an address that keeps failing waits, longer each time.
+    """
+    from penchant.middleware.dashboard import authorized
+
+    if _query(facts, "token") is not None:
+        return json_response(
+            400, {"error": "token: send it as Authorization: Bearer, never in the URL"}
+        )
+    address = core.client_ip(facts)
+    wait = core.backoff.wait(address)
+    if wait > 0:
+        return json_response(
+            429,
+            {"error": "credentials: too many failed attempts from this address; wait"},
+            headers=[("Retry-After", str(math.ceil(wait)))],
+        )
+    if not authorized(facts.authorization, core.settings):
+        core.backoff.failed(address)
+        return json_response(
+            401,
+            {"error": "credentials required"},
+            headers=[("WWW-Authenticate", 'Basic realm="penchant", charset="UTF-8"')],
+        )
+    core.backoff.succeeded(address)
+    return None
+
+
 def dashboard(core: Core, facts: RequestFacts, body: bytes) -> Response:
     try:
         from penchant.middleware import dashboard as board
     except ImportError:
         return json_response(404, {"error": "the dashboard needs jinja2 installed"})
+    refused = _refused_operator(core, facts)
+    if refused is not None:
+        if refused.status == 401:  # the dashboard's own page, asking for basic credentials
+            return Response(401, list(board.UNAUTHORIZED_HEADERS), board.UNAUTHORIZED_BODY)
+        return refused
     status, headers, payload = board.respond(
         core.penchant,
         authorization_header=facts.authorization,
-        query_token=_query(facts, "token"),
         now=core.penchant.clock(),
     )
     return Response(status, list(headers), payload)
@@ -332,15 +458,11 @@ def dashboard(core: Core, facts: RequestFacts, body: bytes) -> Response:
 def health(core: Core, facts: RequestFacts, body: bytes) -> Response:
     """Writer accounting as JSON, behind the dashboard's credentials."""
     try:
-        from penchant.middleware.dashboard import authorized
+        refused = _refused_operator(core, facts)
     except ImportError:
         return json_response(404, {"error": "the health endpoint needs jinja2 installed"})
-    if not authorized(facts.authorization, _query(facts, "token"), core.settings):
-        return json_response(
-            401,
-            {"error": "credentials required"},
-            headers=[("WWW-Authenticate", 'Basic realm="penchant", charset="UTF-8"')],
-        )
+    if refused is not None:
+        return refused
     report = core.penchant.health()
     # 503 while the schema is missing or behind, so a load balancer or a check sees it
     return json_response(200 if report["ok"] else 503, {**report, **core.stats()})

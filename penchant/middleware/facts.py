@@ -7,14 +7,17 @@ value. Handlers return a plain :class:`Response` that each adapter serializes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "HEADER_KEY_CHARS",
     "RequestFacts",
     "Response",
+    "bounded_key",
     "from_environ",
     "from_scope",
     "html_response",
@@ -22,6 +25,26 @@ __all__ = [
     "parse_cookies",
     "redirect",
 ]
+
+#: Longest request-controlled text (User-Agent, Accept-Language) kept as it came
+#: in a per-process cache key; longer text is cut and digested by
+#: :func:`bounded_key`, so that no entry holds more whatever a client sends. Real
+#: browsers' values are a few hundred characters at most.
+HEADER_KEY_CHARS = 512
+_KEPT_CHARS = 64  # of a longer value, kept before its digest (for a reader of a dump)
+
+
+def bounded_key(value: str) -> str:
+    """``value`` itself when short; else its first 64 characters, ``#`` and a
+    digest of the whole (97 characters).
+
+    Never longer than :data:`HEADER_KEY_CHARS`, one key per distinct value, and
+    idempotent: cutting a key again changes nothing.
+    """
+    if len(value) <= HEADER_KEY_CHARS:
+        return value
+    digest = hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=16)
+    return f"{value[:_KEPT_CHARS]}#{digest.hexdigest()}"
 
 
 @dataclass
@@ -52,6 +75,7 @@ class RequestFacts:
     sec_fetch_site: str | None = None
     sec_fetch_dest: str | None = None
     sec_fetch_mode: str | None = None
+    sec_fetch_user: str | None = None
     origin: str | None = None
     sec_purpose: str | None = None
     purpose: str | None = None
@@ -73,14 +97,19 @@ class RequestFacts:
 
     @property
     def navigation(self) -> bool:
-        """A top-level navigation (or a client too old to say): not an image, script or fetch.
+        """The visitor's own top-level navigation (or a client too old to say).
 
-        Another site can make a visitor's browser request a page as a subresource;
-        only the visitor's own navigation is a page view.
+        Not an image, script or fetch, and not another site's script sending the
+        browser from page to page: a navigation from another site (or a sibling
+        subdomain) counts only when the visitor's click made it (``Sec-Fetch-User:
+        ?1``); from the site itself or a typed address it always does.
         """
-        return self.sec_fetch_dest in (None, "document") and self.sec_fetch_mode in (
-            None,
-            "navigate",
+        return (
+            self.sec_fetch_dest in (None, "document")
+            and self.sec_fetch_mode in (None, "navigate")
+            and (
+                self.sec_fetch_site in (None, "same-origin", "none") or self.sec_fetch_user == "?1"
+            )
         )
 
     def wants_json(self) -> bool:
@@ -111,6 +140,7 @@ _ASGI_HEADERS: Mapping[bytes, str] = {
     b"sec-fetch-site": "sec_fetch_site",
     b"sec-fetch-dest": "sec_fetch_dest",
     b"sec-fetch-mode": "sec_fetch_mode",
+    b"sec-fetch-user": "sec_fetch_user",
     b"origin": "origin",
     b"sec-purpose": "sec_purpose",
     b"purpose": "purpose",
@@ -177,6 +207,7 @@ _WSGI_HEADERS: Mapping[str, str] = {
     "HTTP_SEC_FETCH_SITE": "sec_fetch_site",
     "HTTP_SEC_FETCH_DEST": "sec_fetch_dest",
     "HTTP_SEC_FETCH_MODE": "sec_fetch_mode",
+    "HTTP_SEC_FETCH_USER": "sec_fetch_user",
     "HTTP_ORIGIN": "origin",
     "HTTP_SEC_PURPOSE": "sec_purpose",
     "HTTP_PURPOSE": "purpose",

@@ -31,6 +31,7 @@ __all__ = [
     "Signers",
     "UrlPatterns",
     "cookie_header",
+    "crawler_cache",
     "is_bot",
     "same_origin",
 ]
@@ -80,6 +81,10 @@ class ClientAddress:
 
     def __init__(self, trusted: Sequence[str]) -> None:
         self._networks = tuple(ipaddress.ip_network(t.strip(), strict=False) for t in trusted)
+
+    def trusts(self, address: str) -> bool:
+        """Whether ``address`` is one of the configured trusted proxies."""
+        return bool(self._networks) and self._trusted(address)
 
     def _trusted(self, address: str) -> bool:
         try:
@@ -163,12 +168,24 @@ def _detector() -> Callable[[str], bool]:
     return CrawlerDetect().is_crawler  # type: ignore[no-any-return]
 
 
-@lru_cache(maxsize=4096)
 def is_bot(user_agent: str) -> bool:
-    """A known crawler (crawlerdetect's maintained list), cached per User-Agent."""
+    """A known crawler (crawlerdetect's maintained list), cached per User-Agent.
+
+    Only the first 512 characters are read, and only they are the cache's key:
+    a client sending huge agents cannot make the cache hold more.
+    """
+    return _is_bot(user_agent[:_UA_CHECK_LIMIT])
+
+
+@lru_cache(maxsize=4096)
+def _is_bot(user_agent: str) -> bool:
     if not user_agent.strip():
         return False
-    return bool(_detector()(user_agent[:_UA_CHECK_LIMIT]))
+    return bool(_detector()(user_agent))
+
+
+#: The cache of :func:`is_bot` (``cache_info()``, ``cache_clear()``), keyed by cut agents.
+crawler_cache = _is_bot
 
 
 # ------------------------------------------------------------- same origin
@@ -177,18 +194,24 @@ def same_origin(
     origin: str | None,
     host: str,
     allowed_hosts: Sequence[str],
+    *,
+    secure: bool = False,
 ) -> bool:
     """Whether a state-changing request comes from the site's own pages.
 
     ``Sec-Fetch-Site`` when the browser sends it, else ``Origin`` against the
-    Host header and ``allowed_hosts``. Neither header (a non-browser client):
-    allowed, since the page token still has to verify.
+    Host header and ``allowed_hosts``; on a ``secure`` (HTTPS) request the
+    Origin must be ``https://`` too (a plain-HTTP page of the same host is
+    another origin, and one a network attacker can write). Neither header (a
+    non-browser client): allowed, since the page token still has to verify.
     """
     site = (sec_fetch_site or "").strip().lower()
     if site in ("same-origin", "none"):
         return True
     if origin and origin != "null":
         parts = urlsplit(origin)
+        if secure and parts.scheme != "https":
+            return False
         origin_host = parts.netloc.lower()
         # Host may carry the scheme's default port where Origin leaves it out.
         default = ":443" if parts.scheme == "https" else ":80"

@@ -50,6 +50,7 @@ _STYLE = (
     "button{font:inherit;padding:.5rem 1rem;border-radius:6px;border:1px solid #8892a0;"
     "background:#fff;cursor:pointer}button.primary{background:#1d2430;color:#fff}"
     "small{color:#5b6572}"
+    ".notice{padding:.75rem 1rem;border-radius:6px;background:#fdecea;color:#7a1c13}"
 )
 _STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
 #: Nothing but this page's own style and forms posting back to the site.
@@ -67,10 +68,16 @@ def _form(action: str, label: str, *, primary: bool = False) -> str:
     )
 
 
-def render(state: Mapping[str, object], urls: Mapping[str, str]) -> str:
-    """The page for one visitor's ``state`` (see the JSON form of the same endpoint)."""
+def render(
+    state: Mapping[str, object], urls: Mapping[str, str], *, notice: str | None = None
+) -> str:
+    """The page for one visitor's ``state`` (see the JSON form of the same endpoint).
+
+    ``notice``: what did not happen (an erasure the database could not do in time),
+    shown first, above the forms that let the visitor try again."""
     reason = str(state.get("reason", "error"))
-    lines = [f'<p class="state">{escape(STATE_TEXT.get(reason, STATE_TEXT["error"]))}</p>']
+    lines = [f'<p class="notice" role="alert">{escape(notice)}</p>'] if notice else []
+    lines.append(f'<p class="state">{escape(STATE_TEXT.get(reason, STATE_TEXT["error"]))}</p>')
     identity = state.get("identity")
     if state.get("tracking") and isinstance(identity, str) and identity in IDENTITY_TEXT:
         lines.append(f"<p>{escape(IDENTITY_TEXT[identity])}</p>")

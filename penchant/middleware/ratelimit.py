@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -33,6 +34,7 @@ __all__ = [
     "RateLimiter",
     "RateLimiterStats",
     "RedisBackend",
+    "backend_for",
 ]
 
 logger = logging.getLogger("personalization")
@@ -46,16 +48,34 @@ class CounterBackend(Protocol):
 
     def hit(self, key: str, index: int, cost: int, window: float) -> tuple[int, int]: ...
 
+    def remember(self, key: str, ttl: float) -> bool:
+        """Mark ``key`` for ``ttl`` seconds; True when it was not marked already."""
+        ...
+
+    def marked(self, key: str) -> bool:
+        """Whether ``key`` is marked (:meth:`remember`) and not expired."""
+        ...
+
+    def token(self, key: str, ttl: float) -> str:
+        """A random value kept under ``key`` for ``ttl`` seconds: the first caller's,
+        the same for every caller until it expires (then gone for good)."""
+        ...
+
     def close(self) -> None: ...
 
 
 class MemoryBackend:
     """Counters in this process: a bounded LRU of keys, safe across threads."""
 
-    def __init__(self, *, max_keys: int = 100_000) -> None:
+    def __init__(self, *, max_keys: int = 20_000, max_marks: int = 20_000) -> None:
         # key -> [window index, count in that window, count in the window before]
         self._counters: OrderedDict[str, list[int]] = OrderedDict()
+        # key -> (monotonic expiry, value): marks and tokens. Fewer than counters: a
+        # mark forgotten early only means a visitor is judged again (and then counts
+        # against their network's budget once more), and each costs about 270 bytes.
+        self._marks: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self._max_keys = max_keys
+        self._max_marks = max_marks
         self._lock = threading.Lock()
 
     def hit(self, key: str, index: int, cost: int, window: float) -> tuple[int, int]:
@@ -79,12 +99,35 @@ class MemoryBackend:
                 self._counters.popitem(last=False)
         return current, previous
 
+    def _set_if_absent(self, key: str, value: str, ttl: float) -> tuple[bool, str]:
+        now = time.monotonic()
+        with self._lock:
+            entry = self._marks.get(key)
+            if entry is not None and entry[0] > now:
+                return False, entry[1]
+            self._marks[key] = (now + ttl, value)
+            self._marks.move_to_end(key)
+            while len(self._marks) > self._max_marks:
+                self._marks.popitem(last=False)
+        return True, value
+
+    def remember(self, key: str, ttl: float) -> bool:
+        return self._set_if_absent(key, "1", ttl)[0]
+
+    def marked(self, key: str) -> bool:
+        entry = self._marks.get(key)
+        return entry is not None and entry[0] > time.monotonic()
+
+    def token(self, key: str, ttl: float) -> str:
+        return self._set_if_absent(key, secrets.token_hex(32), ttl)[1]
+
     def __len__(self) -> int:
         return len(self._counters)
 
     def close(self) -> None:
         with self._lock:
             self._counters.clear()
+            self._marks.clear()
 
 
 class RedisBackend:
@@ -136,11 +179,31 @@ class RedisBackend:
         current, _, previous = pipe.execute()
         return int(current), int(previous or 0)
 
+    def remember(self, key: str, ttl: float) -> bool:
+        return bool(self._redis().set(f"{self.prefix}{key}", b"1", nx=True, ex=math.ceil(ttl)))
+
+    def marked(self, key: str) -> bool:
+        return bool(self._redis().exists(f"{self.prefix}{key}"))
+
+    def token(self, key: str, ttl: float) -> str:
+        client = self._redis()
+        name = f"{self.prefix}{key}"
+        client.set(name, secrets.token_hex(32).encode(), nx=True, ex=math.ceil(ttl))
+        value = client.get(name)
+        if value is None:  # expired between the two calls: ask again
+            return self.token(key, ttl)
+        return bytes(value).decode()
+
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None
         if client is not None:
             client.close()
+
+
+def backend_for(settings: Settings) -> CounterBackend:
+    """Redis when ``redis_url`` is set (every worker shares the counts), else memory."""
+    return RedisBackend(settings.redis_url) if settings.redis_url else MemoryBackend()
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,11 +260,17 @@ class RateLimiter:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, secret: bytes | None = None) -> RateLimiter:
-        """Per-visitor and per-IP limits; shared through Redis when ``redis_url`` is set."""
-        backend: CounterBackend = (
-            RedisBackend(settings.redis_url) if settings.redis_url else MemoryBackend()
-        )
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        secret: bytes | None = None,
+        backend: CounterBackend | None = None,
+    ) -> RateLimiter:
+        """Per-visitor and per-IP limits; shared through Redis when ``redis_url`` is set
+        (``backend``: the store to count in, default :func:`backend_for` the settings)."""
+        if backend is None:
+            backend = backend_for(settings)
         if secret is None and settings.secret_key is not None:
             secret = settings.secret_key.encode()
         return cls(

@@ -39,6 +39,9 @@ class PenchantWSGI:
         if endpoint is not None:
             body = b""
             if endpoint.needs_body and facts.method in endpoint.methods:
+                refused = core.refuse_length(facts)
+                if refused is not None:
+                    return _respond(start_response, refused)
                 read = _read_body(environ, facts.content_length, core.settings.max_body_bytes)
                 if read is None:
                     return _respond(start_response, core.too_large())
@@ -70,7 +73,7 @@ class PenchantWSGI:
 
 def _read_body(environ: dict[str, Any], declared: str | None, cap: int) -> bytes | None:
     """At most ``cap + 1`` bytes of the body; None when it is larger (the rest is not read)."""
-    if declared is not None and declared.strip().isdigit():
+    if declared is not None and declared.strip().isdecimal():
         length = int(declared)
         if length > cap:
             return None

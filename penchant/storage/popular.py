@@ -8,7 +8,8 @@ after an outage) and any earlier day of the window not yet summarized, one
 day per transaction, each an indexed range of ``user_interactions``; at 10M
 interactions over 30 days that is a fifteenth of what one pass over the window
 reads. On PostgreSQL a day that another process is summarizing at the moment
-is skipped (advisory try-lock).
+is skipped (advisory try-lock). A visitor noted in ``penchant_unshared`` for a
+day (their network was over its identity budget) does not count that day.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from datetime import date, datetime, time, timedelta
 import sqlalchemy as sa
 
 from penchant.engine.ranking import Popularity
-from penchant.storage.schema import meta, popular_days, user_interactions
+from penchant.storage.schema import meta, popular_days, unshared, user_interactions
 from penchant.storage.store import Store
 
 __all__ = ["read_popularity", "refresh"]
@@ -94,7 +95,12 @@ def _summarize(store: Store, day: date, *, final_through: date | None) -> bool:
             ui.c.target_id,
             sa.func.count(sa.distinct(ui.c.user_id)).label("visitors"),
         )
-        .where(ui.c.timestamp >= begin, ui.c.timestamp < end, ui.c.target_id.is_not(None))
+        .where(
+            ui.c.timestamp >= begin,
+            ui.c.timestamp < end,
+            ui.c.target_id.is_not(None),
+            ~sa.exists().where(unshared.c.user_id == ui.c.user_id, unshared.c.day == day),
+        )
         .group_by(ui.c.target_type, ui.c.target_id)
     )
     with store._begin(write=True) as conn:

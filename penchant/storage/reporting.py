@@ -3,20 +3,37 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
-from penchant.engine.report import SessionCounts
+from penchant.engine.ranking import CONTENT_TYPES
+from penchant.engine.report import (
+    Report,
+    SessionCounts,
+    build_report,
+    clicked_lists,
+    funnel_paths,
+)
 from penchant.storage.schema import exposures, user_interactions
 from penchant.storage.store import SQLiteBatch, Store, sqlite_time
 
-__all__ = ["Exposure", "funnel_sessions", "record_exposures", "session_counts"]
+__all__ = [
+    "CLOCK_SKEW",
+    "Exposure",
+    "experiment_report",
+    "funnel_sessions",
+    "record_exposures",
+    "session_counts",
+]
 
-# extra_data is JSON written with compact separators by the Store
-_REC_CLICK = '%"source":"rec"%'
+#: A click stamped up to this many seconds before the list it is credited to still
+#: counts: the page view and the click may be timed by two workers' clocks.
+CLOCK_SKEW = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,21 +108,48 @@ _SQLITE_EXPOSURES = SQLiteBatch(
 _encode_items = json.JSONEncoder(separators=(",", ":")).encode
 
 
-def session_counts(store: Store, since: datetime) -> list[SessionCounts]:
-    """Interactions, form submissions, recommendation clicks and exposures per session."""
+def experiment_report(
+    store: Store,
+    now: datetime,
+    *,
+    days: int,
+    key: str,
+    holdout: float,
+    minimum: int = 100,
+    window: float = 1800.0,
+) -> Report:
+    """Personalized against holdout over the ``days`` before ``now``: the one copy of
+    the report that ``Penchant.report()``, ``penchant report`` and the dashboard show.
+
+    ``window``: seconds after a list was shown during which a click on one of its
+    items counts for it (``attribution_window``).
+    """
+    since = now - timedelta(days=days)
+    sessions = session_counts(store, since, window=window)
+    funnels = funnel_paths(funnel_sessions(store, since))
+    return build_report(
+        sessions, key=key, holdout=holdout, days=days, minimum=minimum, funnels=funnels
+    )
+
+
+def session_counts(store: Store, since: datetime, *, window: float = 1800.0) -> list[SessionCounts]:
+    """Interactions, form submissions, recommendation clicks and exposures per session.
+
+    A recommendation click is attributed here, from what the server showed: a click
+    whose target was in a list shown to the same visitor (``penchant_exposures``)
+    at most ``window`` seconds before it (:data:`CLOCK_SKEW` after it). Both rows
+    carry the time they happened, so the writer's delay and a replica's lag change
+    nothing; the client's own metadata is never read. The lists clicked count in
+    the session that showed them.
+    """
     ui, ex = user_interactions, exposures
     is_submit = sa.case((ui.c.interaction_type == "form_submit", 1), else_=0)
-    is_rec_click = sa.case(
-        (sa.and_(ui.c.interaction_type == "click", ui.c.extra_data.like(_REC_CLICK)), 1),
-        else_=0,
-    )
     activity = (
         sa.select(
             ui.c.user_id,
             ui.c.session_id,
             sa.func.count().label("interactions"),
             sa.func.sum(is_submit).label("form_submits"),
-            sa.func.sum(is_rec_click).label("rec_clicks"),
         )
         .where(ui.c.timestamp >= since)
         .group_by(ui.c.user_id, ui.c.session_id)
@@ -118,17 +162,75 @@ def session_counts(store: Store, since: datetime) -> list[SessionCounts]:
     with store._begin() as conn:
         sessions = conn.execute(activity).all()
         exposed = {(r.user_id, r.session_id): int(r.exposures) for r in conn.execute(shown)}
+        clicks = _clicks_after_lists(store, conn, since, window)
+        clicked = Counter((user, session) for (user, session, _id), _list in clicked_lists(clicks))
     return [
         SessionCounts(
             r.user_id,
             r.session_id,
             int(r.interactions),
             int(r.form_submits or 0),
-            int(r.rec_clicks or 0),
+            clicked.get((r.user_id, r.session_id), 0),
             exposed.get((r.user_id, r.session_id), 0),
         )
         for r in sessions
     ]
+
+
+def _clicks_after_lists(
+    store: Store, conn: sa.Connection, since: datetime, window: float
+) -> Iterator[tuple[tuple[str, str, int], Mapping[str, Collection[int]], str, int]]:
+    """Each list-showing page view since ``since`` paired with each click of the same
+    visitor on a catalog item within ``window`` seconds after it."""
+    ui, ex = user_interactions, exposures
+    later = _seconds_between(store, ui.c.timestamp, ex.c.timestamp)
+    pairs = (
+        sa.select(
+            ex.c.id,
+            ex.c.user_id,
+            ex.c.session_id,
+            ex.c["items"],
+            ui.c.target_type,
+            ui.c.target_id,
+        )
+        .select_from(ex.join(ui, ui.c.user_id == ex.c.user_id))
+        .where(
+            ex.c.timestamp >= since,
+            ui.c.timestamp >= since - timedelta(seconds=CLOCK_SKEW),
+            ui.c.interaction_type == "click",
+            ui.c.target_type.in_(sorted(set(CONTENT_TYPES.values()))),
+            ui.c.target_id.is_not(None),
+            later >= -CLOCK_SKEW,
+            later <= window,
+        )
+    )
+    lists: dict[int, Mapping[str, Collection[int]]] = {}
+    for row in conn.execute(pairs):
+        shown = lists.get(row.id)
+        if shown is None:
+            shown = lists[row.id] = _decode_items(row.items)
+        yield (row.user_id, row.session_id, row.id), shown, row.target_type, row.target_id
+
+
+def _seconds_between(store: Store, later: Any, earlier: Any) -> Any:
+    if store.dialect == "postgresql":
+        return sa.extract("epoch", later - earlier)
+    return (sa.func.julianday(later) - sa.func.julianday(earlier)) * 86400.0
+
+
+def _decode_items(text: str) -> Mapping[str, Collection[int]]:
+    """An exposure's ``{content type: [ids shown]}``; anything unreadable shows nothing."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    if not isinstance(value, dict):
+        return {}
+    return {
+        str(k): frozenset(i for i in v if isinstance(i, int))
+        for k, v in value.items()
+        if isinstance(v, list)
+    }
 
 
 def funnel_sessions(store: Store, since: datetime, *, limit: int = 5000) -> list[list[str]]:

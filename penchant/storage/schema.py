@@ -13,6 +13,11 @@ types and indexes. Additions, each for one stated need:
   one row per page view (and writer batch), ``lists`` counting its lists.
 - ``penchant_popular_days``: distinct visitors per item per day, no visitor
   ids: popular content sums a window of days instead of scanning interactions.
+- ``penchant_item_neighbours.networks``: from how many networks (counted per
+  day, never named) visitors viewed the pair; a pair seen from one network
+  only is not read (see ``penchant.middleware.networks``).
+- ``penchant_unshared``: the visitors, per day, who do not count in popular
+  content and co-viewed items (their network was over its identity budget).
 - ``penchant_changes``: which visitor buckets (a 16-bit hash of the visitor id,
   never the id) had their profile changed, so every process can drop stale
   cached profiles; rows live about an hour.
@@ -46,6 +51,7 @@ __all__ = [
     "meta",
     "metadata",
     "popular_days",
+    "unshared",
     "user_category_affinity",
     "user_interactions",
 ]
@@ -111,6 +117,7 @@ item_neighbours = Table(
     Column("neighbour_id", Integer, nullable=False),
     Column("score", Float, nullable=False),
     Column("last_updated", DateTime, nullable=False),
+    Column("networks", Integer, nullable=False, server_default="0"),
     UniqueConstraint(
         "item_type", "item_id", "neighbour_type", "neighbour_id", name="uq_item_neighbours"
     ),
@@ -156,4 +163,13 @@ popular_days = Table(
     Column("target_id", Integer, nullable=False),
     Column("visitors", Integer, nullable=False),
     UniqueConstraint("day", "target_type", "target_id", name="uq_popular_days"),
+)
+
+unshared = Table(
+    "penchant_unshared",
+    metadata,
+    Column("user_id", String(32), nullable=False),
+    Column("day", Date, nullable=False),
+    UniqueConstraint("user_id", "day", name="uq_unshared"),
+    Index("idx_unshared_day", "day"),
 )

@@ -75,6 +75,7 @@ _FIRST_TABLES = frozenset(
     }
 )
 _SECOND_TABLES = _FIRST_TABLES | {"penchant_changes", "penchant_popular_days"}
+_THIRD_TABLES = _SECOND_TABLES | {"penchant_unshared"}
 
 
 class SchemaError(StoreError):
@@ -138,13 +139,15 @@ def detect(conn: Connection) -> str | None:
     tables = set(inspector.get_table_names())
     if (revision := _recorded(conn, tables)) is not None:
         return revision
-    ours = tables & (_SECOND_TABLES | {VERSION_TABLE})
+    ours = tables & (_THIRD_TABLES | {VERSION_TABLE})
     if not ours - {VERSION_TABLE}:
         return None
     if tables >= _FIRST_TABLES:
         columns = {c["name"] for c in inspector.get_columns("penchant_exposures")}
         if "lists" not in columns:
             return "0001"
+        if tables >= _THIRD_TABLES:
+            return "0003"
         if tables >= _SECOND_TABLES:
             return "0002"
     raise SchemaError(

@@ -47,6 +47,7 @@ from penchant.storage.schema import (
     exposures,
     item_neighbours,
     meta,
+    unshared,
     user_category_affinity,
     user_interactions,
 )
@@ -77,6 +78,7 @@ _PG_NEIGHBOURS = (
     f"SELECT neighbour_type, neighbour_id, score FROM {item_neighbours.name}"
     f" WHERE {item_neighbours.name}.item_type = k.item_type"
     f" AND {item_neighbours.name}.item_id = k.item_id"
+    f" AND {item_neighbours.name}.networks >= %(networks)s"
     " ORDER BY score DESC LIMIT %(limit)s) AS n"
 )
 _MAX_ERROR_CHARS = 500
@@ -224,21 +226,32 @@ _PG_STAGED_UPSERT = _PG_UPSERT_TEMPLATE.format(prefix="", deltas=_DELTA_STAGING)
 # Co-occurrence increments: score = score + increment per (item, neighbour), in key order.
 _PG_NEIGHBOURS_UPSERT = """
 INSERT INTO penchant_item_neighbours AS n
-    (item_type, item_id, neighbour_type, neighbour_id, score, last_updated)
-SELECT t, i, nt, ni, s, %(at)s::timestamp
+    (item_type, item_id, neighbour_type, neighbour_id, score, last_updated, networks)
+SELECT t, i, nt, ni, s, %(at)s::timestamp, w
 FROM unnest(
-    %(t)s::varchar[], %(i)s::integer[], %(nt)s::varchar[], %(ni)s::integer[], %(s)s::float8[]
-) WITH ORDINALITY AS d (t, i, nt, ni, s, k)
+    %(t)s::varchar[], %(i)s::integer[], %(nt)s::varchar[], %(ni)s::integer[], %(s)s::float8[],
+    %(w)s::integer[]
+) WITH ORDINALITY AS d (t, i, nt, ni, s, w, k)
 ORDER BY k
 ON CONFLICT (item_type, item_id, neighbour_type, neighbour_id) DO UPDATE SET
-    score = n.score + EXCLUDED.score, last_updated = EXCLUDED.last_updated
+    score = n.score + EXCLUDED.score, last_updated = EXCLUDED.last_updated,
+    networks = n.networks + EXCLUDED.networks
 """
 _SQLITE_NEIGHBOURS = SQLiteBatch(
     "penchant_item_neighbours",
-    ("item_type", "item_id", "neighbour_type", "neighbour_id", "score", "last_updated"),
+    (
+        "item_type",
+        "item_id",
+        "neighbour_type",
+        "neighbour_id",
+        "score",
+        "last_updated",
+        "networks",
+    ),
     "ON CONFLICT (item_type, item_id, neighbour_type, neighbour_id) DO UPDATE SET"
     " score = penchant_item_neighbours.score + excluded.score,"
-    " last_updated = excluded.last_updated",
+    " last_updated = excluded.last_updated,"
+    " networks = penchant_item_neighbours.networks + excluded.networks",
 )
 
 # SQLite, a batch of affinity deltas with distinct keys: the same arithmetic as the
@@ -336,6 +349,14 @@ def _is_transient(exc: BaseException) -> bool:
     """A deadlock or serialization failure: the same transaction will likely pass now."""
     orig = getattr(exc, "orig", None)
     return getattr(orig, "pgcode", None) in ("40P01", "40001")
+
+
+def _ids(user_id: str | Sequence[str]) -> tuple[str, ...]:
+    """One visitor id, or several (a visitor's ids under each accepted secret), in order."""
+    ids = (user_id,) if isinstance(user_id, str) else tuple(dict.fromkeys(user_id))
+    if not ids:
+        raise ValueError("user_id: at least one id")
+    return ids
 
 
 def describe_error(exc: BaseException) -> str:
@@ -704,7 +725,7 @@ class Store:
             kwargs["pool_timeout"] = pool_timeout
             kwargs["pool_use_lifo"] = True  # the connection used last, its cache warm
         engine = sa.create_engine(url, **kwargs)
-        busy_ms = int(busy_timeout * 1000)
+        busy_ms = self._busy_ms = int(busy_timeout * 1000)
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -762,21 +783,35 @@ class Store:
 
     # -------------------------------------------------------- transactions
     @contextmanager
-    def _begin(self, *, write: bool = False, staging: bool = False) -> Iterator[Connection]:
+    def _begin(
+        self, *, write: bool = False, staging: bool = False, timeout: float | None = None
+    ) -> Iterator[Connection]:
         """One transaction; unreachable-database errors become :class:`StoreUnavailable`.
 
         ``staging``: the connection has the COPY staging tables (created once per connection).
+        ``timeout``: the longest the transaction waits for a lock or a statement (SQLite's
+        busy timeout, PostgreSQL's lock and statement timeouts); past it, it is rolled
+        back and :class:`StoreUnavailable` raised. A SQLite write with a timeout takes a
+        connection of its own, not the writer's (which may be the one waiting).
         """
         guard: AbstractContextManager[Any] = self._memory_lock or nullcontext()
         try:
-            engine = self._write_engine if write else self._engine
+            engine = self._write_engine if write and timeout is None else self._engine
             with guard, engine.connect() as conn:
                 if write:
                     conn.execution_options(penchant_write=True)
                 if staging:
                     self._ensure_staging(conn)
-                with conn.begin():
-                    yield conn
+                if timeout is None:
+                    with conn.begin():
+                        yield conn
+                else:
+                    with self._waiting_at_most(conn, timeout), conn.begin():
+                        if self.dialect == "postgresql":
+                            ms = max(1, int(timeout * 1000))
+                            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {ms}")
+                            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
+                        yield conn
         except StoreError:
             raise
         except Exception as exc:
@@ -785,6 +820,20 @@ class Store:
                     f"database {self.display_url} unavailable: {describe_error(exc)}"
                 ) from exc
             raise
+
+    @contextmanager
+    def _waiting_at_most(self, conn: Connection, timeout: float) -> Iterator[None]:
+        """SQLite: this connection's busy timeout is ``timeout`` until the block ends."""
+        if self.dialect != "sqlite":
+            yield
+            return
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        raw.execute(f"PRAGMA busy_timeout = {max(1, int(timeout * 1000))}")
+        try:
+            yield
+        finally:
+            raw.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
 
     def transaction(self, *, write: bool = False) -> AbstractContextManager[Connection]:
         """One transaction on a connection of this store's pool.
@@ -1273,29 +1322,46 @@ class Store:
         return out
 
     def popularity(self, since: datetime, *, limit_per_type: int = 500) -> Popularity:
-        """Distinct visitors per target since ``since``: one visitor counts once."""
+        """Distinct visitors per target since ``since``: one visitor counts once, and
+        not on a day they were left out of shared counts (``penchant_unshared``)."""
         ui = user_interactions
         visitors = sa.func.count(sa.distinct(ui.c.user_id))
+        left_out = sa.exists().where(
+            unshared.c.user_id == ui.c.user_id, unshared.c.day == sa.func.date(ui.c.timestamp)
+        )
         with self._begin() as conn:
             rows = conn.execute(
                 sa.select(ui.c.target_type, ui.c.target_id, visitors)
-                .where(ui.c.timestamp >= _naive_utc(since), ui.c.target_id.is_not(None))
+                .where(ui.c.timestamp >= _naive_utc(since), ui.c.target_id.is_not(None), ~left_out)
                 .group_by(ui.c.target_type, ui.c.target_id)
             ).all()
         return Popularity.from_rows(rows, limit_per_type=limit_per_type)
 
     # ------------------------------------------------------ co-occurrence
     def add_neighbours(
-        self, increments: Mapping[tuple[ItemKey, ItemKey], float], at: datetime
+        self,
+        increments: Mapping[tuple[ItemKey, ItemKey], float],
+        at: datetime,
+        *,
+        networks: Mapping[tuple[ItemKey, ItemKey], int] | None = None,
     ) -> None:
         """Add co-occurrence increments to each (item, neighbour) score, atomically.
 
+        ``networks``: how many networks not counted before saw each pair (see
+        ``penchant.middleware.networks``); without it, each pair counts one.
         Rows go in sorted by key (one lock order for every process). PostgreSQL gets
         the batch as arrays in one statement, SQLite as one JSON array. Either way
         each row is one atomic ``score = score + add``.
         """
         pairs = [
-            (item[0], item[1], other[0], other[1], float(value))
+            (
+                item[0],
+                item[1],
+                other[0],
+                other[1],
+                float(value),
+                1 if networks is None else int(networks.get((item, other), 0)),
+            )
             for (item, other), value in sorted(increments.items())
             if item != other and math.isfinite(value) and value != 0
         ]
@@ -1304,7 +1370,7 @@ class Store:
         when = _naive_utc(at)
         with self._begin(write=True) as conn:
             if self.dialect == "postgresql":
-                types, ids, other_types, other_ids, scores = zip(*pairs, strict=True)
+                types, ids, other_types, other_ids, scores, seen = zip(*pairs, strict=True)
                 conn.exec_driver_sql(
                     _PG_NEIGHBOURS_UPSERT,
                     {
@@ -1313,19 +1379,31 @@ class Store:
                         "nt": _pg_text_array(other_types),
                         "ni": _pg_number_array(other_ids),
                         "s": _pg_number_array(scores),
+                        "w": _pg_number_array(seen),
                         "at": when,
                     },
                 )
             else:
                 # the text SQLAlchemy stores a SQLite DateTime as
                 stamp = sqlite_time(when)
-                rows = [(*pair, stamp) for pair in pairs]
+                rows = [(*pair[:5], stamp, pair[5]) for pair in pairs]
                 _SQLITE_NEIGHBOURS.insert(conn, rows, use_json=self._sqlite_json)
 
+    def mark_unshared(self, visitors: Iterable[tuple[str, date]]) -> None:
+        """Note that these visitors do not count in shared counts on these days
+        (popular content; see ``penchant.middleware.networks``); idempotent."""
+        rows = [{"user_id": u, "day": d} for u, d in sorted(set(visitors))]
+        if not rows:
+            return
+        statement = self._insert(unshared).on_conflict_do_nothing(index_elements=["user_id", "day"])
+        with self._begin(write=True) as conn:
+            conn.execute(statement, rows)
+
     def neighbours(
-        self, keys: Iterable[ItemKey], *, limit_per_item: int = 20
+        self, keys: Iterable[ItemKey], *, limit_per_item: int = 20, min_networks: int = 1
     ) -> dict[ItemKey, list[tuple[ItemKey, float]]]:
-        """Each item's best neighbours, best first."""
+        """Each item's best neighbours, best first, of the pairs seen from at least
+        ``min_networks`` networks."""
         n = item_neighbours
         wanted = sorted(set(keys))
         out: dict[ItemKey, list[tuple[ItemKey, float]]] = {k: [] for k in wanted}
@@ -1341,6 +1419,7 @@ class Store:
                         "types": [item_type for item_type, _ in wanted],
                         "ids": [item_id for _, item_id in wanted],
                         "limit": limit_per_item,
+                        "networks": min_networks,
                     },
                 )
                 for row in rows:
@@ -1355,7 +1434,11 @@ class Store:
                             n.c.neighbour_id,
                             n.c.score,
                         )
-                        .where(n.c.item_type == item_type, n.c.item_id == item_id)
+                        .where(
+                            n.c.item_type == item_type,
+                            n.c.item_id == item_id,
+                            n.c.networks >= min_networks,
+                        )
                         .order_by(n.c.score.desc())
                         .limit(limit_per_item)
                         .subquery()
@@ -1375,7 +1458,13 @@ class Store:
             sa.func.row_number()
             .over(
                 partition_by=(n.c.item_type, n.c.item_id),
-                order_by=(n.c.score.desc(), n.c.neighbour_type, n.c.neighbour_id),
+                # pairs seen from one network only rank last: they are not read
+                order_by=(
+                    sa.case((n.c.networks >= 2, 0), else_=1),
+                    n.c.score.desc(),
+                    n.c.neighbour_type,
+                    n.c.neighbour_id,
+                ),
             )
             .label("rank")
         )
@@ -1390,27 +1479,41 @@ class Store:
             return int(conn.execute(sa.delete(n).where(key.in_(doomed))).rowcount or 0)
 
     # ------------------------------------------------- privacy and retention
-    def erase(self, user_id: str) -> int:
-        """Delete a visitor's interactions and affinities; return the rows deleted."""
-        with self._begin(write=True) as conn:
+    def erase(self, user_id: str | Sequence[str], *, timeout: float | None = None) -> int:
+        """Delete a visitor's interactions, affinities, exposures and dead-lettered rows;
+        return the rows deleted. ``user_id``: one id, or every id the visitor has (one
+        per accepted secret). ``timeout``: see :meth:`transaction`; past it nothing is
+        deleted and :class:`StoreUnavailable` is raised."""
+        ids = _ids(user_id)
+        with self._begin(write=True, timeout=timeout) as conn:
             a = conn.execute(
-                sa.delete(user_interactions).where(user_interactions.c.user_id == user_id)
+                sa.delete(user_interactions).where(user_interactions.c.user_id.in_(ids))
             ).rowcount
             b = conn.execute(
-                sa.delete(user_category_affinity).where(user_category_affinity.c.user_id == user_id)
+                sa.delete(user_category_affinity).where(user_category_affinity.c.user_id.in_(ids))
             ).rowcount
-            c = conn.execute(sa.delete(exposures).where(exposures.c.user_id == user_id)).rowcount
+            c = conn.execute(sa.delete(exposures).where(exposures.c.user_id.in_(ids))).rowcount
+            # the days the visitor was left out of shared counts (a flag, not counted)
+            conn.execute(sa.delete(unshared).where(unshared.c.user_id.in_(ids)))
             # a dead-lettered row keeps its visitor id in its payload (ids are hex: no escaping)
             d = conn.execute(
-                sa.delete(dead_letter).where(dead_letter.c.payload.contains(f'"{user_id}"'))
+                sa.delete(dead_letter).where(
+                    sa.or_(*(dead_letter.c.payload.contains(f'"{i}"') for i in ids))
+                )
             ).rowcount
         logger.debug("erased %d rows", a + b + c + d)
         return int(a + b + c + d)
 
-    def export(self, user_id: str) -> dict[str, object]:
-        """Everything stored about one visitor, JSON-ready (data portability)."""
+    def export(
+        self, user_id: str | Sequence[str], *, timeout: float | None = None
+    ) -> dict[str, object]:
+        """Everything stored about one visitor, JSON-ready (data portability).
+
+        ``user_id``: one id, or every id the visitor has (the first is the one shown).
+        ``timeout``: as for :meth:`erase`."""
+        ids = _ids(user_id)
         ui, uca = user_interactions, user_category_affinity
-        with self._begin() as conn:
+        with self._begin(timeout=timeout) as conn:
             interactions = conn.execute(
                 sa.select(
                     ui.c.event_id,
@@ -1421,14 +1524,14 @@ class Store:
                     ui.c.extra_data,
                     ui.c.timestamp,
                 )
-                .where(ui.c.user_id == user_id)
+                .where(ui.c.user_id.in_(ids))
                 .order_by(ui.c.timestamp, ui.c.id)
             ).all()
             affinities = conn.execute(
                 sa.select(
                     uca.c.category_id, uca.c.affinity_score, uca.c.raw_score, uca.c.last_updated
                 )
-                .where(uca.c.user_id == user_id)
+                .where(uca.c.user_id.in_(ids))
                 .order_by(uca.c.category_id)
             ).all()
             ex = exposures
@@ -1441,11 +1544,11 @@ class Store:
                     ex.c["items"],
                     ex.c.timestamp,
                 )
-                .where(ex.c.user_id == user_id)
+                .where(ex.c.user_id.in_(ids))
                 .order_by(ex.c.timestamp, ex.c.id)
             ).all()
         return {
-            "user_id": user_id,
+            "user_id": ids[0],
             "interactions": [
                 {
                     "event_id": row.event_id,
@@ -1500,6 +1603,7 @@ class Store:
                 int(conn.execute(sa.delete(dead_letter).where(old_dead)).rowcount),
                 int(conn.execute(sa.delete(exposures).where(old_exposures)).rowcount),
             )
+            conn.execute(sa.delete(unshared).where(unshared.c.day < _naive_utc(before).date()))
         logger.debug("purged %s", result)
         return result
 

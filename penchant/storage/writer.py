@@ -508,7 +508,9 @@ class Writer:
             try:
                 increments = self._pairs_for(result.inserted, recent)
                 if increments:
-                    store.add_neighbours(increments, self._clock())
+                    # how many networks saw each pair, when the caller counted them
+                    networks = getattr(increments, "networks", None)
+                    store.add_neighbours(increments, self._clock(), networks=networks)
             except Exception as exc:
                 # co-occurrence is a ranking signal, not a record: skip it, keep going
                 logger.warning("co-occurrence update skipped: %s", describe_error(exc))

@@ -96,7 +96,7 @@ def test_opting_out_in_the_browser_leaves_nothing(
     url = f"sqlite:///{tmp_path / 'browser.db'}"
     penchant = Penchant(
         database_url=url,
-        secret_key="browser-secret",
+        secret_key="browser-secret-0123456789abcdef",
         catalog=catalog(),
         url_patterns=URL_PATTERNS,
         holdout=0.0,

@@ -97,3 +97,18 @@ def test_a_count_interval_stops_at_zero() -> None:
     # Rates stay within [0, 1]: no visitor converted.
     conversion = report.comparisons[1]
     assert conversion.personalized.low == 0.0 and conversion.personalized.high <= 1.0
+
+
+def test_clicked_lists_credits_a_list_once_and_only_for_what_it_showed() -> None:
+    from penchant.engine.report import clicked_lists
+
+    page = {"procedures": (1, 2, 3), "doctors": (7,)}
+    pairs = [
+        ("pv1", page, "procedure", 2),
+        ("pv1", page, "procedure", 3),  # the same list again: still one
+        ("pv1", page, "doctor", 2),  # a doctor 2 was not shown (procedure 2 was)
+        ("pv1", page, "category", 1),
+        ("pv2", {"procedures": (4,)}, "procedure", 1),
+        ("pv3", {"doctors": (7,), "procedures": ()}, "doctor", 7),
+    ]
+    assert clicked_lists(pairs) == {("pv1", "procedures"), ("pv3", "doctors")}

@@ -96,7 +96,7 @@ URL_PATTERNS = {
 def make_penchant(database_url: str, **settings: Any) -> Penchant:
     """A Penchant for tests: known secret, no holdout, quick writer, tables created."""
     options: dict[str, Any] = {
-        "secret_key": "test-secret",
+        "secret_key": "test-secret-0123456789abcdef",
         "url_patterns": URL_PATTERNS,
         "holdout": 0.0,
         "flush_interval": 0.05,

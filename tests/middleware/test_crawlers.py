@@ -101,7 +101,7 @@ def test_without_re2_crawlerdetect_answers(
 
     monkeypatch.setattr(identity, "CrawlerList", fails)
     identity._detector.cache_clear()
-    is_bot.cache_clear()
+    identity.crawler_cache.cache_clear()
     try:
         with caplog.at_level("INFO", logger="personalization"):
             detector = identity._detector()
@@ -113,5 +113,5 @@ def test_without_re2_crawlerdetect_answers(
     finally:
         monkeypatch.undo()
         identity._detector.cache_clear()
-        is_bot.cache_clear()
+        identity.crawler_cache.cache_clear()
     assert isinstance(identity._detector(), CrawlerList)

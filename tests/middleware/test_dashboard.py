@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from penchant import Catalog, Category, Item, Penchant, Settings
+from penchant.config import ConfigError
 from penchant.engine.report import Report, SessionCounts, build_report
 from penchant.middleware.dashboard import (
     DASHBOARD_HEADERS,
@@ -41,36 +42,38 @@ def basic(user: str, password: str) -> str:
 
 def test_no_credentials_configured_refuses_everything() -> None:
     settings = Settings()
-    assert not authorized(None, None, settings)
-    assert not authorized(basic("", ""), "", settings)
-    assert not authorized("Bearer ", None, settings)
+    assert not authorized(None, settings)
+    assert not authorized(basic("", ""), settings)
+    assert not authorized("Bearer ", settings)
 
 
-@pytest.mark.parametrize(
-    ("header", "token", "expected"),
-    [
-        (None, "s3cret-token", True),
-        (None, "s3cret-token ", False),
-        (None, "wrong", False),
-        ("Bearer s3cret-token", None, True),
-        ("bearer s3cret-token", None, True),
-        ("Bearer wrong", None, False),
-        (None, None, False),
-    ],
-)
-def test_token(header: str | None, token: str | None, expected: bool) -> None:
-    settings = Settings(dashboard_token="s3cret-token")
-    assert authorized(header, token, settings) is expected
+TOKEN = "s3cret-token-of-the-operator"
+PASSWORD = "pässword-of-the-operator"
 
 
 @pytest.mark.parametrize(
     ("header", "expected"),
     [
-        (basic("admin", "pässword"), True),
+        (f"Bearer {TOKEN}", True),
+        (f"bearer {TOKEN}", True),
+        (f"Bearer {TOKEN}x", False),
+        ("Bearer wrong", False),
+        (None, False),
+    ],
+)
+def test_token(header: str | None, expected: bool) -> None:
+    settings = Settings(dashboard_token=TOKEN)
+    assert authorized(header, settings) is expected
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (basic("admin", PASSWORD), True),
         (basic("admin", "password"), False),
-        (basic("root", "pässword"), False),
+        (basic("root", PASSWORD), False),
         (basic("admin", ""), False),
-        ("Basic " + base64.b64encode(b"adminp\xc3\xa4ssword").decode(), False),  # no colon
+        ("Basic " + base64.b64encode(b"admin" + PASSWORD.encode()).decode(), False),  # no colon
         ("Basic !!!not-base64!!!", False),
         ("Basic " + base64.b64encode(b"admin:\xff").decode(), False),  # not UTF-8
         ("Digest admin", False),
@@ -78,19 +81,26 @@ def test_token(header: str | None, token: str | None, expected: bool) -> None:
     ],
 )
 def test_basic_credentials(header: str, expected: bool) -> None:
-    settings = Settings(dashboard_user="admin", dashboard_password="pässword")
-    assert authorized(header, None, settings) is expected
+    settings = Settings(dashboard_user="admin", dashboard_password=PASSWORD)
+    assert authorized(header, settings) is expected
 
 
 def test_basic_needs_both_user_and_password_configured() -> None:
     settings = Settings(dashboard_user="admin")
-    assert not authorized(basic("admin", ""), None, settings)
+    assert not authorized(basic("admin", ""), settings)
 
 
-def test_a_token_in_the_query_does_not_open_basic_only_dashboards() -> None:
-    settings = Settings(dashboard_user="admin", dashboard_password="pw")
-    assert not authorized(None, "pw", settings)
-    assert not authorized("Bearer pw", None, settings)
+def test_a_bearer_password_does_not_open_basic_only_dashboards() -> None:
+    settings = Settings(dashboard_user="admin", dashboard_password=PASSWORD)
+    assert not authorized(f"Bearer {PASSWORD}", settings)
+
+
+@pytest.mark.parametrize("name", ["dashboard_token", "dashboard_password"])
+@pytest.mark.parametrize("value", ["", "pw", "fifteen-chars!!"])
+def test_short_operator_credentials_are_refused_at_start_up(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match="at least 16 characters"):
+        Settings(**{name: value})
+    Settings(**{name: value + "x" * (16 - len(value))})
 
 
 def test_unauthorized_headers_ask_for_basic_credentials() -> None:
@@ -323,7 +333,7 @@ def service(database_url: str, now: datetime) -> Iterator[Penchant]:
         secret_key=SECRET,
         catalog=small_catalog(),
         dashboard_user="admin",
-        dashboard_password="open sesame",
+        dashboard_password="open sesame, operator",
         clock=lambda: now,  # the dashboard route compares with the test's now
     )
     penchant.init_db()
@@ -399,7 +409,11 @@ def test_the_dashboard_route_needs_credentials(service: Penchant) -> None:
     assert "penchant dashboard" not in refused.text
     wrong = get(app, "/personalization/dashboard", {"Authorization": basic("admin", "nope")})
     assert wrong.status_code == 401
-    page = get(app, "/personalization/dashboard", {"Authorization": basic("admin", "open sesame")})
+    page = get(
+        app,
+        "/personalization/dashboard",
+        {"Authorization": basic("admin", "open sesame, operator")},
+    )
     assert page.status_code == 200
     assert page.headers["cache-control"] == "no-store"
     assert "default-src 'none'" in page.headers["content-security-policy"]
@@ -410,7 +424,11 @@ def test_the_dashboard_route_needs_credentials(service: Penchant) -> None:
 def test_stored_metadata_comes_back_escaped(service: Penchant, now: datetime) -> None:
     fill(service, now)
     app = service.asgi(site)
-    page = get(app, "/personalization/dashboard", {"Authorization": basic("admin", "open sesame")})
+    page = get(
+        app,
+        "/personalization/dashboard",
+        {"Authorization": basic("admin", "open sesame, operator")},
+    )
     assert page.status_code == 200
     assert "<script>alert" not in page.text
     assert "&lt;script&gt;alert(&#39;stored&#39;)&lt;/script&gt;" in page.text

@@ -173,6 +173,20 @@ def test_the_response_start_applies_the_page_view_rules_as_written(tmp_path: Pat
     headers: list[dict[str, str]] = [
         {},
         {"sec_fetch_dest": "document", "sec_fetch_mode": "navigate"},
+        # Another site's page: its script walking the visitor through pages (no
+        # click), the visitor's click on its link, a sibling subdomain; the
+        # site's own links and a typed address.
+        {
+            "sec_fetch_site": "cross-site",
+            "sec_fetch_mode": "navigate",
+            "sec_fetch_dest": "document",
+        },
+        {"sec_fetch_site": "cross-site", "sec_fetch_mode": "navigate", "sec_fetch_user": "?1"},
+        {"sec_fetch_site": "same-site", "sec_fetch_mode": "navigate"},
+        {"sec_fetch_site": "same-site", "sec_fetch_user": "?1"},
+        {"sec_fetch_site": "same-origin", "sec_fetch_mode": "navigate"},
+        {"sec_fetch_site": "none", "sec_fetch_mode": "navigate", "sec_fetch_user": "?1"},
+        {"sec_fetch_site": "cross-site", "sec_fetch_dest": "image", "sec_fetch_user": "?1"},
         {"sec_fetch_dest": "image"},
         {"sec_fetch_mode": "cors"},
         {"sec_purpose": "prefetch"},
@@ -213,7 +227,12 @@ def test_the_response_start_applies_the_page_view_rules_as_written(tmp_path: Pat
                 and content_type.lower().startswith("text/html")
                 and not path.startswith(("/static/", core.prefix))
                 and not facts.prefetch
-                and facts.navigation
+                and extra.get("sec_fetch_dest") in (None, "document")
+                and extra.get("sec_fetch_mode") in (None, "navigate")
+                and (
+                    extra.get("sec_fetch_site") in (None, "same-origin", "none")
+                    or extra.get("sec_fetch_user") == "?1"
+                )
             )
             plain = not (
                 extra.get("sec_gpc") or extra.get("dnt") or "penchant_" in extra.get("cookie", "")

@@ -64,13 +64,13 @@ def test_wrong_method_and_unknown_routes(site: Client) -> None:
 def test_dashboard_and_health_need_credentials(
     host: str, sqlite_url: str, open_site: Callable[..., Client]
 ) -> None:
-    site = open_site(host, sqlite_url, dashboard_user="admin", dashboard_password="pw")
+    site = open_site(host, sqlite_url, dashboard_user="admin", dashboard_password="pw" * 8)
     site.get("/")
     refused = site.get(f"{PREFIX}/dashboard")
     assert refused.status == 401
     assert refused.headers["www-authenticate"].startswith("Basic")
     assert site.get(f"{PREFIX}/health").status == 401
-    auth = {"Authorization": "Basic " + base64.b64encode(b"admin:pw").decode()}
+    auth = {"Authorization": "Basic " + base64.b64encode(b"admin:" + b"pw" * 8).decode()}
     board = site.get(f"{PREFIX}/dashboard", headers=auth)
     assert board.status == 200
     assert board.headers["content-type"].startswith("text/html")

@@ -38,7 +38,10 @@ def quiet(request: Request) -> HTMLResponse:
 @pytest.fixture(params=[0.0, 0.99], ids=["personalized", "holdout"])
 def site(request: pytest.FixtureRequest, database_url: str) -> Iterator[tuple[Penchant, str]]:
     penchant = Penchant(
-        database_url=database_url, secret_key="k", catalog=CATALOG, holdout=request.param
+        database_url=database_url,
+        secret_key="k-0123456789abcdef",
+        catalog=CATALOG,
+        holdout=request.param,
     )
     penchant.init_db()
     app = Starlette(routes=[Route("/", home), Route("/quiet", quiet)])

@@ -24,7 +24,7 @@ from penchant.engine.fingerprint import (
 from penchant.engine.fingerprint import session_id as derive_session_id
 from penchant.engine.privacy import scrub
 from penchant.engine.validation import storable_text
-from penchant.middleware.core import PATH_CACHE, stored_path
+from penchant.middleware.core import PATH_CACHE, stored_path, stored_paths
 from penchant.middleware.facts import RequestFacts
 from tests.middleware.hosts import PLAIN, Client, make_penchant, rows
 
@@ -80,17 +80,22 @@ def test_a_rotated_secret_makes_new_fingerprints(
 ) -> None:
     before_url = f"sqlite:///{tmp_path}/before.db"
     after_url = f"sqlite:///{tmp_path}/after.db"
-    before = open_site(host, before_url, secret_key="old-secret")
+    before = open_site(host, before_url, secret_key="old-secret-0123456789abcdef")
     # The new secret signs and fingerprints; the old one still verifies signatures.
-    after = open_site(host, after_url, secret_key="new-secret", secret_keys=("old-secret",))
+    after = open_site(
+        host,
+        after_url,
+        secret_key="new-secret-0123456789abcdef",
+        secret_keys=("old-secret-0123456789abcdef",),
+    )
     for site in (before, after, before, after):
         assert site.get("/plain").status == 200
     ua, language = before.default_headers["User-Agent"], before.default_headers["Accept-Language"]
     assert _view_user_ids(before, before_url) == 2 * [
-        fingerprint(ua, IP, language, key=b"old-secret")
+        fingerprint(ua, IP, language, key=b"old-secret-0123456789abcdef")
     ]
     assert _view_user_ids(after, after_url) == 2 * [
-        fingerprint(ua, IP, language, key=b"new-secret")
+        fingerprint(ua, IP, language, key=b"new-secret-0123456789abcdef")
     ]
 
 
@@ -135,7 +140,7 @@ def test_a_page_view_reads_the_clock_once(site: Client, sqlite_url: str) -> None
         stamped = datetime.fromisoformat(stamped)
     assert stamped in readings
     assert view["session_id"] == derive_session_id(
-        str(view["user_id"]), stamped, key=b"test-secret"
+        str(view["user_id"]), stamped, key=b"test-secret-0123456789abcdef"
     )
 
 
@@ -148,7 +153,7 @@ def test_stored_paths_are_scrubbed_and_the_cache_is_bounded() -> None:
     assert stored_path("/a\x00b") == "/ab"
     for n in range(PATH_CACHE + 10):
         stored_path(f"/pages/{n}")
-    info = stored_path.cache_info()
+    info = stored_paths.cache_info()
     assert info.maxsize == PATH_CACHE and info.currsize <= PATH_CACHE
 
 

@@ -66,6 +66,22 @@ def test_same_origin(
     assert same_origin(site, origin, host, allowed) is expected
 
 
+@pytest.mark.parametrize(
+    ("origin", "expected"),
+    [
+        ("https://shop.example", True),
+        ("http://shop.example", False),  # the same host over plain HTTP: another origin
+        ("http://shop.example:443", False),
+        ("ws://shop.example", False),
+        ("https://www.shop.example", True),  # allowed_hosts
+        ("http://www.shop.example", False),
+    ],
+)
+def test_same_origin_on_a_secure_request_wants_an_https_origin(origin: str, expected: bool) -> None:
+    allowed = ("www.shop.example",)
+    assert same_origin(None, origin, "shop.example", allowed, secure=True) is expected
+
+
 def test_url_patterns() -> None:
     patterns = UrlPatterns((("/procedures/{id}", "procedure"), ("/d/{id}/profile", "doctor")))
     assert patterns.match("/procedures/12") == ("procedure", 12)

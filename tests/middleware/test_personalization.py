@@ -121,7 +121,9 @@ def test_finding_it_from_framework_objects(core: Core) -> None:
 def test_penchant_builds_the_adapters(tmp_path: Path) -> None:
     from penchant.middleware import PenchantASGI, PenchantWSGI
 
-    penchant = Penchant(database_url=f"sqlite:///{tmp_path / 'a.db'}", secret_key="k")
+    penchant = Penchant(
+        database_url=f"sqlite:///{tmp_path / 'a.db'}", secret_key="k-0123456789abcdef"
+    )
     try:
         assert isinstance(penchant.asgi(lambda *a: None), PenchantASGI)  # type: ignore[arg-type]
         assert isinstance(penchant.wsgi(lambda *a: []), PenchantWSGI)

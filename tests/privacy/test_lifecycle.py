@@ -29,7 +29,8 @@ def machine_for(kind: str) -> type[RuleBasedStateMachine]:
             super().__init__()
             self.tmp = tempfile.TemporaryDirectory()
             self.url = f"sqlite:///{Path(self.tmp.name) / 'life.db'}"
-            self.penchant = make_penchant(self.url, consent="opt-in")
+            # any number of erasures and exports a minute: the limit has its own test
+            self.penchant = make_penchant(self.url, consent="opt-in", privacy_rate_limit=0)
             self.site: Client = make_client(kind, self.penchant)
             self.consented = False
             self.gpc = False

@@ -52,7 +52,7 @@ def test_every_response_succeeds_and_the_books_balance(pg_url: str, proxy: Chaos
         database_url=sa.make_url(pg_url)
         .set(host="127.0.0.1", port=proxy.port)
         .render_as_string(False),
-        secret_key="chaos",
+        secret_key="chaos-0123456789abcdef",
         catalog=small_catalog(),
         url_patterns={"/procedures/{id}": "procedure"},
         flush_interval=0.05,
@@ -154,7 +154,7 @@ def test_a_database_that_never_answers_does_not_hold_up_a_page(
         database_url=sa.make_url(pg_url)
         .set(host="127.0.0.1", port=proxy.port)
         .render_as_string(False),
-        secret_key="stall",
+        secret_key="stall-0123456789abcdef",
         catalog=small_catalog(),
         read_timeout=1.0,
     )

@@ -199,7 +199,7 @@ def test_adversarial_requests_never_break_the_server_or_the_table(
 ) -> None:
     penchant = Penchant(
         database_url=database_url,
-        secret_key="fuzz",
+        secret_key="fuzz-0123456789abcdef",
         catalog=small_catalog(),
         url_patterns={"/procedures/{id}": "procedure"},
         require_token=False,
@@ -266,7 +266,9 @@ def test_adversarial_requests_never_break_the_server_or_the_table(
 @pytest.mark.parametrize("adapter", ["asgi", "wsgi"])
 def test_a_lone_surrogate_echoed_in_an_error_is_still_a_400(adapter: str, tmp_path: Any) -> None:
     # Found by the fuzzer above: the error names the unknown field, a lone surrogate.
-    penchant = Penchant(database_url=f"sqlite:///{tmp_path / 'p.db'}", secret_key="fuzz")
+    penchant = Penchant(
+        database_url=f"sqlite:///{tmp_path / 'p.db'}", secret_key="fuzz-0123456789abcdef"
+    )
     client = SiteClient(adapter, penchant)
     try:
         reply = client.post(
@@ -286,7 +288,10 @@ def test_a_page_path_with_nul_is_cleaned_before_it_is_stored(
     adapter: str, database_url: str
 ) -> None:
     penchant = Penchant(
-        database_url=database_url, secret_key="fuzz", catalog=small_catalog(), flush_interval=0.05
+        database_url=database_url,
+        secret_key="fuzz-0123456789abcdef",
+        catalog=small_catalog(),
+        flush_interval=0.05,
     )
     penchant.init_db()
     client = SiteClient(adapter, penchant)

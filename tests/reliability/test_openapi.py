@@ -45,7 +45,7 @@ schema = schemathesis.openapi.from_path(DOCUMENT)
 def app(tmp_path: Path) -> Iterator[Any]:
     penchant = Penchant(
         database_url=f"sqlite:///{tmp_path / 'openapi.db'}",
-        secret_key="openapi",
+        secret_key="openapi-0123456789abcdef",
         catalog=small_catalog(),
         flush_interval=0.05,
     )

@@ -163,7 +163,10 @@ def test_writer_keeps_every_event_accounted_for_through_an_outage(
 
 def test_one_poisoned_event_is_dead_lettered_and_the_rest_stored(pg_url: str) -> None:
     penchant = Penchant(
-        database_url=pg_url, secret_key="poison", catalog=CATALOG, flush_interval=0.05
+        database_url=pg_url,
+        secret_key="poison-0123456789abcdef",
+        catalog=CATALOG,
+        flush_interval=0.05,
     )
     penchant.init_db()
     events = [_event(i) for i in range(99)]

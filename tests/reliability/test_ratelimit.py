@@ -209,7 +209,7 @@ def test_a_dead_redis_fails_open_counts_and_logs(caplog: pytest.LogCaptureFixtur
 
 def test_from_settings_picks_the_backend_and_limits() -> None:
     plain = RateLimiter.from_settings(
-        Settings.build(visitor_rate_limit=3, ip_rate_limit=0, secret_key="s")
+        Settings.build(visitor_rate_limit=3, ip_rate_limit=0, secret_key="s-0123456789abcdef")
     )
     assert isinstance(plain.backend, MemoryBackend)
     assert plain.limits == {"visitor": 3}

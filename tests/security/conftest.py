@@ -26,7 +26,7 @@ def open_site() -> Iterator[OpenSite]:
         adapter: str, database_url: str, *, peer: str = "198.51.100.20", **settings: Any
     ) -> tuple[SiteClient, Penchant]:
         options: dict[str, Any] = {
-            "secret_key": "security-tests",
+            "secret_key": "security-tests-0123456789abcdef",
             "catalog": small_catalog(),
             "url_patterns": {"/procedures/{id}": "procedure"},
             "flush_interval": 0.05,

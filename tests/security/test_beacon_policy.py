@@ -68,7 +68,9 @@ def test_a_beacon_without_the_visitors_own_token_stores_nothing(
     client, penchant = open_site(adapter, url)
     mine = page_token(client)
     someone_else = page_token(client, {**SAME_ORIGIN, "User-Agent": BROWSER + " Other/1"})
-    other_site, _ = open_site(adapter, f"sqlite:///{tmp_path / 'other.db'}", secret_key="x")
+    other_site, _ = open_site(
+        adapter, f"sqlite:///{tmp_path / 'other.db'}", secret_key="x-0123456789abcdef"
+    )
     foreign = page_token(other_site)
     tampered = mine[:-3] + ("AAA" if not mine.endswith("AAA") else "BBB")
     for token in (None, "", "garbage", someone_else, foreign, tampered):
@@ -153,7 +155,9 @@ def _asgi_beacon(app: Any, chunks: int, *, declared: int | None = None) -> tuple
 
 
 def test_an_oversized_beacon_is_refused_without_reading_the_rest(tmp_path: Any) -> None:
-    penchant = Penchant(database_url=f"sqlite:///{tmp_path / 'cap.db'}", secret_key="cap")
+    penchant = Penchant(
+        database_url=f"sqlite:///{tmp_path / 'cap.db'}", secret_key="cap-0123456789abcdef"
+    )
     app = penchant.asgi(starlette_site())
     cap_chunks = penchant.settings.max_body_bytes // 1024
     status, consumed = _asgi_beacon(app, 1000)

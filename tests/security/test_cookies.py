@@ -96,7 +96,10 @@ def test_a_tampered_or_foreign_consent_cookie_means_no_consent(
     client, penchant = open_site(adapter, url, consent="opt-in")
     valid = _consent_cookie(client)
     other_client, _ = open_site(
-        adapter, f"sqlite:///{tmp_path / 'other.db'}", consent="opt-in", secret_key="another site"
+        adapter,
+        f"sqlite:///{tmp_path / 'other.db'}",
+        consent="opt-in",
+        secret_key="another site-0123456789abcdef",
     )
     foreign = _consent_cookie(other_client)
     for value in [*_tampered(valid), foreign, "", "null", '"1"']:

@@ -61,13 +61,40 @@ def _views(url: str) -> int:
 def test_arriving_from_another_site_is_a_page_view(
     adapter: str, tmp_path: Any, open_site: OpenSite
 ) -> None:
-    # A visitor following a search engine's link: cross-site, but a real visit.
+    # A visitor following a search engine's link: cross-site, but a real visit
+    # (the browser says the visitor's click made it).
     url = f"sqlite:///{tmp_path / 'arrive.db'}"
     client, penchant = open_site(adapter, url)
     arrival = {k: v for k, v in CROSS_SITE_FORM.items() if k != "Origin"}
-    client.get("/procedures/4", headers=arrival)
+    client.get("/procedures/4", headers={**arrival, "Sec-Fetch-User": "?1"})
     assert penchant.flush(10)
     assert _views(url) == 1
+
+
+def test_another_sites_script_cannot_walk_a_visitor_through_pages(
+    adapter: str, tmp_path: Any, open_site: OpenSite
+) -> None:
+    """An attacker's page sends the visitor's browser from item page to item page
+    (``location = ...``, no click): top-level navigations, cross-site, without
+    ``Sec-Fetch-User``. None of them is a page view; the visitor's own
+    navigations (a link of the site, a typed address, a click on another site's
+    link) still are."""
+    url = f"sqlite:///{tmp_path / 'walk.db'}"
+    client, penchant = open_site(adapter, url)
+    walked = {k: v for k, v in CROSS_SITE_FORM.items() if k != "Origin"}
+    for item in (1, 2, 3, 4, 1, 2, 3, 4):
+        assert client.get(f"/procedures/{item}", headers=walked).status == 200
+    # a sibling subdomain is another site too
+    client.get("/procedures/2", headers={**walked, "Sec-Fetch-Site": "same-site"})
+    assert penchant.flush(10)
+    assert _views(url) == 0
+    own = {**walked, "Sec-Fetch-Site": "same-origin"}
+    typed = {**walked, "Sec-Fetch-Site": "none", "Sec-Fetch-User": "?1"}
+    clicked = {**walked, "Sec-Fetch-User": "?1"}
+    for headers in (own, typed, clicked):
+        assert client.get("/procedures/5", headers=headers).status == 200
+    assert penchant.flush(10)
+    assert _views(url) == 3
 
 
 @pytest.mark.parametrize(
@@ -89,3 +116,29 @@ def test_a_cross_site_subresource_request_is_not_a_page_view(
         assert client.get("/procedures/4", headers=headers).status == 200
     assert penchant.flush(10)
     assert _views(url) == 0
+
+
+def test_a_plain_http_origin_is_another_site_on_an_https_site(
+    adapter: str, tmp_path: Any, open_site: OpenSite
+) -> None:
+    """A plain-HTTP page of the same host (which a network attacker can write) posting
+    to the HTTPS site: the Origin's scheme differs, so it is cross-site. (Browsers
+    without Sec-Fetch-Site are the ones this check is for.)"""
+    url = f"sqlite:///{tmp_path / 'scheme.db'}"
+    client, _ = open_site(adapter, url)
+    downgraded = {"User-Agent": BROWSER, "Origin": "http://testserver"}
+    refused = client.post("/personalization/opt-out", headers=downgraded, scheme="https")
+    assert refused.status == 403
+    assert not any("penchant_optout" in h for h in refused.all("Set-Cookie"))
+    same = client.post(
+        "/personalization/opt-out",
+        headers={**downgraded, "Origin": "https://testserver", "Accept": "application/json"},
+        scheme="https",
+    )
+    assert same.status == 200
+    # Over plain HTTP the plain-HTTP origin is the site's own.
+    plain = client.post(
+        "/personalization/opt-out",
+        headers={**downgraded, "Accept": "application/json"},
+    )
+    assert plain.status == 200

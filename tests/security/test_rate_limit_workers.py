@@ -77,7 +77,9 @@ def test_two_workers_share_one_visitor_limit_through_redis(
             assert reply.json()["accepted"] == 1
         finished = time.time()
         limits = [
-            c.get("/personalization/health", params={"token": dashboard}).json()["rate_limits"]
+            c.get(
+                "/personalization/health", headers={"Authorization": f"Bearer {dashboard}"}
+            ).json()["rate_limits"]
             for c in clients
         ]
         keys = [k.decode() for k in redis_db.scan_iter(match="penchant:*")]  # type: ignore[attr-defined]

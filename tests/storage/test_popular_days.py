@@ -90,7 +90,9 @@ def test_today_and_yesterday_are_recomputed_older_days_are_final(database_url: s
 
 
 def _penchant(url: str, **kwargs: Any) -> Penchant:
-    penchant = Penchant(database_url=url, secret_key="k", catalog=CATALOG, holdout=0.0, **kwargs)
+    penchant = Penchant(
+        database_url=url, secret_key="k-0123456789abcdef", catalog=CATALOG, holdout=0.0, **kwargs
+    )
     penchant.init_db()
     return penchant
 

@@ -127,16 +127,16 @@ def test_the_migrations_build_exactly_the_schema_the_code_declares(store: Store)
             MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}), metadata
         )
     assert differences == []
-    assert schema_version.current(store).revision == schema_version.head() == "0002"
+    assert schema_version.current(store).revision == schema_version.head() == "0003"
 
 
 def test_an_empty_database_is_created_at_the_current_revision(store: Store) -> None:
     assert schema_version.current(store).is_empty
     state = schema_version.ensure(store)
-    assert (state.revision, state.created) == ("0002", True)
+    assert (state.revision, state.created) == ("0003", True)
     assert {t.name for t in metadata.sorted_tables} | {VERSION_TABLE} == _tables(store)
     again = schema_version.ensure(store)
-    assert (again.revision, again.created) == ("0002", False)
+    assert (again.revision, again.created) == ("0003", False)
 
 
 def test_a_database_made_before_versioning_is_upgraded_with_every_row(store: Store) -> None:
@@ -144,11 +144,11 @@ def test_a_database_made_before_versioning_is_upgraded_with_every_row(store: Sto
     with store.transaction(write=True) as conn:
         metadata.create_all(conn)
     _insert(store, SECOND_ROWS)
-    assert schema_version.current(store).revision == "0002"  # told by its tables
+    assert schema_version.current(store).revision == "0003"  # told by its tables
 
     before, after = schema_version.upgrade(store)
 
-    assert (before.revision, after.revision) == ("0002", "0002")
+    assert (before.revision, after.revision) == ("0003", "0003")
     assert VERSION_TABLE in _tables(store)
     for name, expected in SECOND_ROWS.items():
         rows = _rows(store, name)
@@ -167,7 +167,7 @@ def test_the_first_schema_is_migrated_with_its_rows(store: Store, versioned: boo
 
     before, after = schema_version.upgrade(store)
 
-    assert (before.revision, after.revision) == ("0001", "0002")
+    assert (before.revision, after.revision) == ("0001", "0003")
     for name, expected in FIRST_ROWS.items():
         if name == "penchant_exposures":
             continue
