@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,6 +70,21 @@ def skip_or_fail(reason: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"CI=true and {reason}")
     pytest.skip(reason)
+
+
+REDIS_URL = os.environ.get("PENCHANT_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def redis_client() -> Any:
+    """A client of the test Redis server; skips without one (fails under CI=true)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:  # pragma: no cover - depends on the machine
+        skip_or_fail(f"Redis not reachable at {REDIS_URL}: {exc}")
+    return client
 
 
 def require_postgres() -> None:

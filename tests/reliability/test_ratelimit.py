@@ -17,29 +17,18 @@ from penchant.middleware.ratelimit import (
     RateLimiter,
     RedisBackend,
 )
-from tests.conftest import skip_or_fail
+from tests.conftest import REDIS_URL, redis_client
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 WINDOW = 60.0
 # A moment at the very start of a window, so the previous window weighs fully.
 T0 = 1_700_000_040.0
 assert T0 % WINDOW == 0
 
 
-def _redis_or_skip() -> object:
-    redis = pytest.importorskip("redis")
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:  # pragma: no cover - depends on the machine
-        skip_or_fail(f"Redis not reachable at {REDIS_URL}: {exc}")
-    return client
-
-
 @pytest.fixture
 def redis_prefix() -> Iterator[str]:
     """A key prefix of this test's own; every key under it is deleted afterwards."""
-    client = _redis_or_skip()
+    client = redis_client()
     prefix = f"penchant-test:{uuid.uuid4().hex}:"
     yield prefix
     keys = list(client.scan_iter(match=f"{prefix}*"))  # type: ignore[attr-defined]
@@ -144,7 +133,7 @@ def test_memory_backend_keeps_a_bounded_number_of_keys() -> None:
 
 
 def test_redis_never_holds_the_raw_key(redis_prefix: str) -> None:
-    client = _redis_or_skip()
+    client = redis_client()
     backend = RedisBackend(REDIS_URL, prefix=redis_prefix)
     limiter = RateLimiter({"ip": 5}, backend=backend, secret=b"site secret")
     limiter.allow("203.0.113.77", now=T0, kind="ip")

@@ -12,9 +12,8 @@ import pytest
 
 from penchant.middleware.networks import SALT_LIFE, NetworkBudget, networks_of
 from penchant.middleware.ratelimit import MemoryBackend, RedisBackend
-from tests.conftest import skip_or_fail
+from tests.conftest import REDIS_URL, redis_client
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 DAY = datetime(2030, 5, 17, 9, 30)
 
 
@@ -65,20 +64,9 @@ def test_keys_are_digests_that_change_every_day() -> None:
     assert len(today) == 32 and "192" not in today
 
 
-def _redis_or_skip() -> Any:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:  # pragma: no cover - depends on the machine
-        skip_or_fail(f"Redis not reachable at {REDIS_URL}: {exc}")
-    return client
-
-
 @pytest.fixture
 def redis_prefix() -> Iterator[tuple[str, Any]]:
-    client = _redis_or_skip()
+    client = redis_client()
     prefix = f"penchant-test:{uuid.uuid4().hex}:"
     yield prefix, client
     keys = list(client.scan_iter(match=f"{prefix}*"))
