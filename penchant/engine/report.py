@@ -42,22 +42,29 @@ _RANGES: dict[str, tuple[float, float]] = {
 
 
 def clicked_lists(
-    pairs: Iterable[tuple[_K, Mapping[str, Collection[int]], str, int]],
+    pairs: Iterable[tuple[_K, Mapping[str, Collection[int]], str, int, Hashable, float]],
 ) -> set[tuple[_K, str]]:
     """The recommendation lists that got a click, as ``(page view, content type)``.
 
     Each pair is one page view that showed lists (its key and ``{content type: ids
-    shown}``) and one click of the same visitor, within the attribution window, on
-    ``(target type, target id)``. The server decides, from what it showed: what a
-    client says about its click is never asked. A list counts once however many of
-    its items are clicked, so click-through is a share of lists, at most 1.
+    shown}``) and one click of the same visitor within the attribution window: its
+    ``(target type, target id)``, a key of the click, and the seconds from the page
+    view to the click (below 0 when the click was stamped first, by another
+    worker's clock). The server decides, from what it showed: what a client says
+    about its click is never asked. A click is credited to one list only, on the
+    last page view before it that showed its target (else the nearest after it),
+    and a list counts once however many of its items are clicked, so
+    click-through is a share of lists, at most 1.
     """
-    clicked: set[tuple[_K, str]] = set()
-    for page_view, lists, target_type, target_id in pairs:
+    best: dict[Hashable, tuple[tuple[bool, float], _K, str]] = {}
+    for page_view, lists, target_type, target_id, click, later in pairs:
+        rank = (later < 0, abs(later))  # the closest page view before the click first
         for content_type, ids in lists.items():
             if CONTENT_TYPES.get(content_type) == target_type and target_id in ids:
-                clicked.add((page_view, content_type))
-    return clicked
+                held = best.get(click)
+                if held is None or rank < held[0]:
+                    best[click] = (rank, page_view, content_type)
+    return {(page_view, content_type) for _, page_view, content_type in best.values()}
 
 
 @dataclass(frozen=True, slots=True)

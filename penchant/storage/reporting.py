@@ -179,7 +179,7 @@ def session_counts(store: Store, since: datetime, *, window: float = 1800.0) -> 
 
 def _clicks_after_lists(
     store: Store, conn: sa.Connection, since: datetime, window: float
-) -> Iterator[tuple[tuple[str, str, int], Mapping[str, Collection[int]], str, int]]:
+) -> Iterator[tuple[tuple[str, str, int], Mapping[str, Collection[int]], str, int, int, float]]:
     """Each list-showing page view since ``since`` paired with each click of the same
     visitor on a catalog item within ``window`` seconds after it."""
     ui, ex = user_interactions, exposures
@@ -192,6 +192,8 @@ def _clicks_after_lists(
             ex.c["items"],
             ui.c.target_type,
             ui.c.target_id,
+            ui.c.id.label("click_id"),
+            later.label("later"),
         )
         .select_from(ex.join(ui, ui.c.user_id == ex.c.user_id))
         .where(
@@ -209,7 +211,14 @@ def _clicks_after_lists(
         shown = lists.get(row.id)
         if shown is None:
             shown = lists[row.id] = _decode_items(row.items)
-        yield (row.user_id, row.session_id, row.id), shown, row.target_type, row.target_id
+        yield (
+            (row.user_id, row.session_id, row.id),
+            shown,
+            row.target_type,
+            row.target_id,
+            row.click_id,
+            float(row.later),
+        )
 
 
 def _seconds_between(store: Store, later: Any, earlier: Any) -> Any:

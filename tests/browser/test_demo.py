@@ -86,7 +86,9 @@ def stored_rec_clicks(penchant: Penchant, fingerprint: str) -> list[dict[str, ob
         row
         for row in rows
         if row.get("interaction_type") == "click"
-        and (row.get("extra_data") or row.get("metadata") or {}).get("source") == "rec"
+        # a card of a recommendation list: the client's "source" is not stored (the
+        # report attributes clicks itself, from what the visitor was shown)
+        and "list" in (row.get("extra_data") or row.get("metadata") or {})
     ]
 
 
@@ -146,7 +148,7 @@ def test_a_new_visitor_gets_a_home_page_of_their_own(database_file: str, chromiu
         assert wait_for(lambda: stored_rec_clicks(penchant, fingerprint))
         click = stored_rec_clicks(penchant, fingerprint)[0]
         metadata = click.get("extra_data") or click.get("metadata")
-        assert metadata == {"source": "rec", "position": 2, "list": "procedures"}
+        assert metadata == {"position": 2, "list": "procedures"}
         context.close()
 
         # ... and counted in the holdout comparison: this visitor's exposures and click.
@@ -154,7 +156,11 @@ def test_a_new_visitor_gets_a_home_page_of_their_own(database_file: str, chromiu
         since = datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=1)
         mine = [s for s in session_counts(penchant.store, since) if s.user_id == fingerprint]
         assert sum(s.exposures for s in mine) >= 3  # home page views that showed lists
-        assert sum(s.rec_clicks for s in mine) == 1
+        # the server credits each click on an item a list showed within the window to
+        # the last list that showed it: the card clicked on the home page, and the
+        # category page's cards that the home page's lists had shown before
+        clicks = sum(s.rec_clicks for s in mine)
+        assert 1 <= clicks <= 1 + len(targets)
 
         # The operator's view of it all.
         assert penchant.flush(timeout=20.0)

@@ -104,11 +104,33 @@ def test_clicked_lists_credits_a_list_once_and_only_for_what_it_showed() -> None
 
     page = {"procedures": (1, 2, 3), "doctors": (7,)}
     pairs = [
-        ("pv1", page, "procedure", 2),
-        ("pv1", page, "procedure", 3),  # the same list again: still one
-        ("pv1", page, "doctor", 2),  # a doctor 2 was not shown (procedure 2 was)
-        ("pv1", page, "category", 1),
-        ("pv2", {"procedures": (4,)}, "procedure", 1),
-        ("pv3", {"doctors": (7,), "procedures": ()}, "doctor", 7),
+        ("pv1", page, "procedure", 2, "c1", 5.0),
+        ("pv1", page, "procedure", 3, "c2", 6.0),  # the same list again: still one
+        ("pv1", page, "doctor", 2, "c3", 7.0),  # a doctor 2 was not shown (procedure 2 was)
+        ("pv1", page, "category", 1, "c4", 8.0),
+        ("pv2", {"procedures": (4,)}, "procedure", 1, "c5", 9.0),
+        ("pv3", {"doctors": (7,), "procedures": ()}, "doctor", 7, "c6", 10.0),
     ]
     assert clicked_lists(pairs) == {("pv1", "procedures"), ("pv3", "doctors")}
+
+
+def test_a_click_is_credited_to_the_last_page_view_before_it_that_showed_it() -> None:
+    from penchant.engine.report import clicked_lists
+
+    shown = {"procedures": (1, 2)}
+    # one click on procedure 2, which three home page views showed: 300 s, 40 s and
+    # 20 s before it; and a page view 10 s after it (another worker's clock)
+    pairs = [
+        ("early", shown, "procedure", 2, "click", 300.0),
+        ("later", shown, "procedure", 2, "click", 40.0),
+        ("last", shown, "procedure", 2, "click", 20.0),
+        ("after", shown, "procedure", 2, "click", -10.0),
+    ]
+    assert clicked_lists(pairs) == {("last", "procedures")}
+    # with no page view before it, the nearest one after it
+    assert clicked_lists(
+        [
+            ("after", shown, "procedure", 2, "click", -10.0),
+            ("much-after", shown, "procedure", 2, "click", -50.0),
+        ]
+    ) == {("after", "procedures")}
