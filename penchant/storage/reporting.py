@@ -19,7 +19,7 @@ from penchant.engine.report import (
     clicked_lists,
     funnel_paths,
 )
-from penchant.storage.schema import exposures, user_interactions
+from penchant.storage.schema import exposures, unshared, user_interactions
 from penchant.storage.store import SQLiteBatch, Store, sqlite_time
 
 __all__ = [
@@ -159,11 +159,15 @@ def session_counts(store: Store, since: datetime, *, window: float = 1800.0) -> 
         .where(ex.c.timestamp >= since)
         .group_by(ex.c.user_id, ex.c.session_id)
     )
-    with store._begin() as conn:
+    left_out = sa.select(unshared.c.user_id).where(unshared.c.day >= since.date()).distinct()
+    with store.transaction() as conn:
         sessions = conn.execute(activity).all()
         exposed = {(r.user_id, r.session_id): int(r.exposures) for r in conn.execute(shown)}
         clicks = _clicks_after_lists(store, conn, since, window)
         clicked = Counter((user, session) for (user, session, _id), _list in clicked_lists(clicks))
+        # visitors past their network's identity budget count in no shared figure,
+        # the report included: made-up visitors cannot move it either
+        uncounted = set(conn.scalars(left_out))
     return [
         SessionCounts(
             r.user_id,
@@ -174,6 +178,7 @@ def session_counts(store: Store, since: datetime, *, window: float = 1800.0) -> 
             exposed.get((r.user_id, r.session_id), 0),
         )
         for r in sessions
+        if r.user_id not in uncounted
     ]
 
 

@@ -61,7 +61,15 @@ def _ctr(penchant: Any) -> dict[str, tuple[float, int]]:
 def test_a_forged_source_changes_neither_variants_click_through(
     adapter: str, database_url: str, open_site: OpenSite, now: datetime
 ) -> None:
-    client, penchant = open_site(adapter, database_url, holdout=0.5, clock=lambda: now)
+    # the identity budgets off: every made-up visitor counts, so a forged click would show
+    client, penchant = open_site(
+        adapter,
+        database_url,
+        holdout=0.5,
+        clock=lambda: now,
+        network_identity_budget=0,
+        network_daily_identities=0,
+    )
     # Real visitors see lists of recommendations and click none of them.
     for n in range(20):
         assert SHOWN.findall(client.get("/procedures/1", headers=_browser(n)).text)
@@ -118,3 +126,27 @@ def test_only_a_click_on_an_item_shown_to_that_visitor_counts(
     client.get("/procedures/2", headers=_browser(1))
     assert penchant.flush(10)
     assert _ctr(penchant)["personalized"] == (0.5, 2)
+
+
+def test_made_up_visitors_who_click_what_they_were_shown_count_only_within_the_budget(
+    adapter: str, database_url: str, open_site: OpenSite, now: datetime
+) -> None:
+    client, penchant = open_site(
+        adapter,
+        database_url,
+        holdout=0.0,
+        clock=lambda: now,
+        network_identity_budget=20,
+        network_daily_identities=5,
+    )
+    # 30 made-up visitors from one address each load a page and click what it showed
+    for n in range(30):
+        shown = SHOWN.findall(client.get("/procedures/1", headers=_browser(n)).text)
+        assert shown
+        _click(client, _browser(n), int(shown[0]))
+    assert penchant.flush(10)
+    report = penchant.report(days=1, minimum=1)
+    # only the 5 identities the address may add count: everyone else is left out
+    assert report.visitors["personalized"] == 5
+    ctr = {c.metric: c for c in report.comparisons}["recommendation_ctr"]
+    assert ctr.personalized.value * ctr.personalized.n == 5  # one clicked list each
