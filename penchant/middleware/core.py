@@ -54,7 +54,7 @@ from penchant.middleware.identity import (
 )
 from penchant.middleware.networks import NetworkBudget
 from penchant.middleware.personalization import Personalization
-from penchant.middleware.ratelimit import MemoryBackend, RateLimiter, RedisBackend, backend_for
+from penchant.middleware.ratelimit import RateLimiter, backend_for
 from penchant.service import NEIGHBOURS_PER_ITEM, utcnow
 
 if TYPE_CHECKING:
@@ -682,10 +682,10 @@ class Core:
         """Erase, export and opt-out requests per client address (``privacy_rate_limit``
         a minute), shared through Redis like the beacon's limits (built on first use)."""
         if self._privacy_limiter is None:
-            s = self.settings
-            backend = RedisBackend(s.redis_url) if s.redis_url else MemoryBackend()
             limiter = RateLimiter(
-                {"privacy": s.privacy_rate_limit}, backend=backend, secret=self.secret()
+                {"privacy": self.settings.privacy_rate_limit},
+                backend=self._counters,  # the one store of the beacon limits and budgets
+                secret=self.secret(),
             )
             with self._lock:
                 if self._privacy_limiter is None:
