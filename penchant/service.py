@@ -214,8 +214,11 @@ class _Deferred:
 
 
 def _call_each(items: deque[tuple[Any, ...]]) -> None:
+    """Call what is waiting now, and no more: under a flood, work keeps arriving
+    while this runs, and a drain that went on until the deque was empty would
+    never hand the writer back its thread (no batch would be written)."""
     pop = items.popleft
-    while items:
+    for _ in range(len(items)):
         function, *arguments = pop()
         try:
             function(*arguments)

@@ -108,6 +108,11 @@ class Endpoint:
     blocking: bool = True
 
 
+#: Most characters of User-Agent, Accept-Language and path a waiting page view
+#: keeps as they came (see :meth:`Core.on_response_start`): longer ones are cut.
+_HANDED_OVER_CHARS = 2 * HEADER_KEY_CHARS + MAX_PATH
+
+
 class Visitor:
     """Who is asking, and whether they may be tracked.
 
@@ -553,15 +558,25 @@ class Core:
                 ):
                     if self._plain_decision.allowed:
                         # Only the few values record_plain() needs wait, not the
-                        # request's facts (a full hand-over holds thousands).
+                        # request's facts (a full hand-over holds thousands), and
+                        # each of them bounded: a queue of waiting views holds
+                        # no more for a client's 15 KB of headers.
+                        agent, language = facts.user_agent, facts.accept_language
+                        if len(agent) + len(language) + len(path) > _HANDED_OVER_CHARS:
+                            # Cut as the fingerprint cuts them (the same visitor);
+                            # a long agent is checked for a crawler now, whole.
+                            if is_bot(agent):
+                                return []
+                            agent, language = bounded_key(agent), bounded_key(language)
+                            path = path[:MAX_PATH]
                         clock = self.penchant.clock
                         self.penchant.defer_work(
                             (
                                 self.record_plain,
-                                facts.user_agent,
+                                agent,
                                 facts.peer,
                                 facts.forwarded_for,
-                                facts.accept_language,
+                                language,
                                 path,
                                 _wall_clock() if clock is utcnow else clock(),
                                 personalization._page_view_id,
@@ -573,7 +588,15 @@ class Core:
                     seen = personalization.visitor
                     if seen.tracking_allowed:
                         self.penchant.defer_work(
-                            (self.record_deferred, personalization, self.penchant.clock()),
+                            (
+                                self.record_deferred,
+                                seen,
+                                facts.peer,
+                                facts.forwarded_for,
+                                path[:MAX_PATH],
+                                personalization._page_view_id,
+                                self.penchant.clock(),
+                            ),
                             path.startswith(self.patterns.prefixes),
                         )
                     if visitor is None:  # worked out for the page view only
@@ -617,18 +640,24 @@ class Core:
             self.failed("page view recording")
             return False
 
-    def record_deferred(self, personalization: Personalization, at: datetime) -> bool:
+    def record_deferred(
+        self,
+        visitor: Visitor,
+        peer: str,
+        forwarded_for: str | None,
+        path: str,
+        page_view_id: str | None,
+        at: datetime,
+    ) -> bool:
         """The second half of :meth:`on_response_start`, on the writer's thread, for
         a visitor worked out on the request (the view asked, or the request carries
         penchant's cookies or a privacy signal): the event, timed when the
-        response started."""
+        response started. What waits is the visitor and a few bounded values,
+        not the request."""
         try:
-            visitor = personalization.visitor
             if self.networks is not None and visitor.user_id is not None:
-                self.judge(visitor.user_id, self.client_ip(personalization.facts), at)
-            return self.record_view(
-                personalization.facts, visitor, personalization.page_view_id, at
-            )
+                self.judge(visitor.user_id, self._address(peer, forwarded_for), at)
+            return self._record_path(path, visitor, page_view_id, at)
         except Exception:
             self.failed("page view recording")
             return False

@@ -163,3 +163,41 @@ def test_bounded_key_keeps_short_values_and_digests_long_ones() -> None:
     assert cut_a.startswith("y" * 64 + "#")
     # Cutting again changes nothing: a key is the same wherever it is made.
     assert bounded_key(cut_a) == cut_a
+
+
+def test_views_waiting_for_the_writer_hold_bounded_values(tmp_path: Path) -> None:
+    """Page views wait in the hand-over for the writer's thread; what waits is
+    bounded too. Before, each waiting view held its 15 to 40 KB of headers: a
+    full hand-over (10,000 views) held 150 MB or more under a flood."""
+    waiting = 200
+    penchant = Penchant(
+        database_url=f"sqlite:///{tmp_path / 'waiting.db'}",
+        secret_key="hostile-headers-tests",
+        catalog=small_catalog(),
+        url_patterns={"/procedures/{id}": "procedure"},
+        flush_interval=60.0,  # the writer waits: the views stay handed over
+        batch_size=100_000,
+        queue_size=100_000,
+    )
+    penchant.init_db()
+    drive = _asgi_driver(penchant)
+    try:
+        for i in range(20):
+            drive(2_000_000 + i)
+        assert penchant.flush(10)
+        gc.collect()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for i in range(waiting):
+                drive(i)
+            gc.collect()
+            held = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        assert penchant.health()["stored"] < 20 + waiting  # they are still waiting
+        assert held < waiting * 2 * 1024, f"{held / waiting:.0f} bytes held per waiting view"
+        assert penchant.flush(30)
+        assert penchant.health()["stored"] == 20 + waiting
+    finally:
+        penchant.close(timeout=10.0)
