@@ -196,6 +196,9 @@ class Core:
             if target not in TARGET_TYPES or target == "page":
                 raise ValueError(f"url_patterns: unknown target type {target!r}")
         self.patterns = UrlPatterns(s.url_patterns)
+        # Read by every page view's hand-over: bound once.
+        self._target_prefixes = self.patterns.prefixes
+        self._defer_work = penchant.defer_work
         self.client_address = ClientAddress(s.trusted_proxies)
         self.static_prefixes = tuple(s.static_prefixes)
         # Never a page view: static files and penchant's own routes, in one test.
@@ -570,7 +573,7 @@ class Core:
                             agent, language = bounded_key(agent), bounded_key(language)
                             path = path[:MAX_PATH]
                         clock = self.penchant.clock
-                        self.penchant.defer_work(
+                        self._defer_work(
                             (
                                 self.record_plain,
                                 agent,
@@ -581,7 +584,7 @@ class Core:
                                 _wall_clock() if clock is utcnow else clock(),
                                 personalization._page_view_id,
                             ),
-                            path.startswith(self.patterns.prefixes),
+                            path.startswith(self._target_prefixes),
                         )
                     return []
                 if not is_bot(facts.user_agent):
