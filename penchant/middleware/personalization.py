@@ -63,7 +63,8 @@ class Personalization:
         self._core = core
         self.facts = facts
         self._visitor: Visitor | None = None
-        self._cache: dict[tuple[str, int | None], list[Recommendation]] = {}
+        # Made by the first list asked for: most requests ask for none.
+        self._cache: dict[tuple[str, int | None], list[Recommendation]] | None = None
         self._context: tuple[str, int] | bool | None = False
         self._started = False
         self._page_view_id: str | None = None
@@ -114,7 +115,10 @@ class Personalization:
     def recommendations(self, content_type: str, limit: int | None = None) -> list[Recommendation]:
         """Ranked content for this visitor; popular (or contextual) content when not tracked."""
         key = (content_type, limit)
-        cached = self._cache.get(key)
+        cache = self._cache
+        if cache is None:
+            cache = self._cache = {}
+        cached = cache.get(key)
         if cached is not None:
             return cached
         visitor = self.visitor
@@ -134,7 +138,7 @@ class Personalization:
         except Exception:
             self._core.failed("recommendation")
             found = []
-        self._cache[key] = found
+        cache[key] = found
         if found and user_id is not None and variant is not None:
             session_id = visitor.session_id
             if session_id:
@@ -204,7 +208,7 @@ class Personalization:
         if not visitor.tracking_allowed:
             return False
         try:
-            self._cache.clear()
+            self._cache = None
             self._reading = None  # the next list reads the profile with this event
             return self._core.submit_event(visitor, event)
         except Exception:
