@@ -25,7 +25,8 @@ __all__ = ["PersonalizationEngine"]
 
 def _request_parts(request: Any) -> tuple[str, str, str]:
     """User-Agent, client address and Accept-Language of a Flask, Starlette or WSGI request."""
-    if isinstance(request, Mapping):  # a WSGI environ
+    # A WSGI environ; a Starlette request is a Mapping too (of its scope), with headers.
+    if isinstance(request, Mapping) and not hasattr(request, "headers"):
         return (
             str(request.get("HTTP_USER_AGENT", "")),
             str(request.get("REMOTE_ADDR", "")),

@@ -49,7 +49,14 @@ if TYPE_CHECKING:
     from penchant.storage.store import Store
     from penchant.storage.writer import Writer, WriterStats
 
-__all__ = ["PAIR_NETWORKS", "Penchant", "ReadUnavailable", "SharedCounts", "utcnow"]
+__all__ = [
+    "PAIR_NETWORKS",
+    "ChangeFeed",
+    "Penchant",
+    "ReadUnavailable",
+    "SharedCounts",
+    "utcnow",
+]
 
 logger = logging.getLogger("personalization")
 
@@ -102,8 +109,10 @@ OWN_CHANGES_KEPT = 10_000
 CHANGE_TRIM_INTERVAL = 300.0
 
 
-class _Feed:
-    """This process's place in the change feed."""
+class ChangeFeed:
+    """This process's place in the change feed (:mod:`penchant.storage.changes`):
+    the last id read, and ``own``, ids of rows it wrote itself (bounded by
+    :data:`OWN_CHANGES_KEPT`), which its polls skip."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -412,7 +421,7 @@ class Penchant:
         self._written = 0
         self._pending_lock = threading.Lock()
         # The change feed: other processes' writes drop cached profiles (see changes.py).
-        self._feed = _Feed()
+        self._feed = ChangeFeed()
         # Exposures of recommendation lists, written by the writer's thread.
         self._exposures: deque[Exposure] = deque(maxlen=settings.queue_size)
         # Who counts in the shared counts: set by the middleware (count_shared_by).
@@ -437,7 +446,7 @@ class Penchant:
             self._pending.clear()
             self._profiles.clear()
             self._ranked.clear()
-            self._feed = _Feed()
+            self._feed = ChangeFeed()
             self._popular_job = None
             self._pid = pid
 
@@ -740,6 +749,16 @@ class Penchant:
             self.writer.wake()
         return True
 
+    def handed_over(self) -> list[tuple[tuple[Any, ...], bool]]:
+        """What was handed over (:meth:`defer`) and still waits: ``(work,
+        before_reads)`` pairs, ``work`` being ``(function, *arguments)``; those a
+        read of a profile takes first come first. A copy, for checks and tests."""
+        deferred = self._deferred
+        return [
+            *((work, True) for work in list(deferred.reads)),
+            *((work, False) for work in list(deferred.later)),
+        ]
+
     def settle(self) -> None:
         """Do now everything requests handed over (:meth:`defer`) that is still waiting."""
         deferred = self._deferred
@@ -891,7 +910,18 @@ class Penchant:
     def _load_profile(self, user_id: str) -> VisitorProfile:
         return self.store.load_profile(user_id)
 
+    def _on_store(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """``fn(store, ...)``, for a read of the request path: called on the read
+        pool, so the store's first use (the schema check, a connection to a
+        database that does not answer) is under the read's deadline too."""
+        return fn(self.store, *args, **kwargs)
+
     # ------------------------------------------------------------ change feed
+    @property
+    def change_feed(self) -> ChangeFeed:
+        """This process's place in the change feed (a new one after a fork)."""
+        return self._feed
+
     def _poll_changes(self) -> None:
         """Drop cached profiles that another process's writes made stale.
 
@@ -905,14 +935,19 @@ class Penchant:
             return
         try:
             feed.next_poll = now + CHANGE_POLL_INTERVAL
-            store = self.store
             if feed.last is None or now - feed.polled > changes.KEEP.total_seconds() / 2:
                 # a new reader, or one that may have missed trimmed rows: start afresh
-                last = self._reads.call("reading the change feed", changes.latest_change, store)
+                last = self._reads.call(
+                    "reading the change feed", self._on_store, changes.latest_change
+                )
                 stale: frozenset[int] | None = None
             else:
                 last, stale = self._reads.call(
-                    "reading the change feed", changes.changes_since, store, feed.last, feed.own
+                    "reading the change feed",
+                    self._on_store,
+                    changes.changes_since,
+                    feed.last,
+                    feed.own,
                 )
             with self._pending_lock:
                 if stale is None:
@@ -1039,7 +1074,8 @@ class Penchant:
         if missing:
             loaded = self._reads.call(
                 "reading co-viewed items",
-                self.store.neighbours,
+                self._on_store,
+                _neighbours,
                 missing,
                 limit_per_item=NEIGHBOURS_PER_ITEM,
                 min_networks=PAIR_NETWORKS,
@@ -1216,6 +1252,8 @@ class Penchant:
         if stats is not None:
             out.update(stats.as_dict())
         out["cached_profiles"] = len(self._profiles)
+        out["cached_lists"] = len(self._ranked)  # ranked lists kept for reuse
+        out["sessions"] = len(self._sessions)  # visitors whose session is remembered
         store = self._process_store()  # first: a new process has a new gate
         self._schema.check(store)
         out["schema"] = self._schema.status()
@@ -1302,3 +1340,7 @@ def _flush_at_exit() -> None:
             instance.close()
         except Exception:  # pragma: no cover - nothing left to report to at exit
             logger.exception("flush at exit failed")
+
+
+def _neighbours(store: Store, *args: Any, **kwargs: Any) -> Any:
+    return store.neighbours(*args, **kwargs)

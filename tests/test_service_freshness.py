@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from penchant import Catalog, Category, Item, Penchant
 from penchant.service import CHANGE_POLL_INTERVAL
 
@@ -30,25 +32,23 @@ def _pair(database_url: str) -> tuple[Penchant, Penchant, Ticker]:
         "catalog": CATALOG,
         "holdout": 0.0,
     }
-    here, there = Penchant(**settings), Penchant(**settings)
-    here.init_db()
     ticker = Ticker()
-    there._monotonic = ticker
-    there._profiles._clock = ticker
-    there._ranked._clock = ticker
+    here, there = Penchant(**settings), Penchant(**settings, timer=ticker)
+    here.init_db()
     return here, there, ticker
 
 
-def _loads(penchant: Penchant) -> list[str]:
+def _loads(penchant: Penchant, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Record every profile read of ``penchant`` from the database."""
     seen: list[str] = []
-    load = penchant._load_profile
+    store = penchant.store
+    load = store.load_profile
 
-    def counting(user_id: str) -> Any:
+    def counting(user_id: str, **kwargs: Any) -> Any:
         seen.append(user_id)
-        return load(user_id)
+        return load(user_id, **kwargs)
 
-    penchant._load_profile = counting  # type: ignore[method-assign]
+    monkeypatch.setattr(store, "load_profile", counting)
     return seen
 
 
@@ -86,10 +86,12 @@ def test_an_erasure_elsewhere_drops_the_cached_profile(database_url: str) -> Non
     there.close()
 
 
-def test_unrelated_visitors_keep_their_cached_profiles(database_url: str) -> None:
+def test_unrelated_visitors_keep_their_cached_profiles(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     here, there, ticker = _pair(database_url)
     visitors = [f"{n:032x}" for n in range(1, 6)]
-    loads = _loads(there)
+    loads = _loads(there, monkeypatch)
     for visitor in visitors:
         there.profile(visitor)
     assert sorted(loads) == sorted(visitors)
@@ -106,7 +108,7 @@ def test_unrelated_visitors_keep_their_cached_profiles(database_url: str) -> Non
 
 
 def test_page_views_without_a_target_keep_the_visitors_cached_profile(
-    database_url: str,
+    database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     penchant = Penchant(
         database_url=database_url, secret_key="k-0123456789abcdef", catalog=CATALOG, holdout=0.0
@@ -115,7 +117,7 @@ def test_page_views_without_a_target_keep_the_visitors_cached_profile(
     visitor = "p" * 32
     assert penchant.track("click", "procedure", 1, user_id=visitor)
     assert penchant.flush(timeout=10)
-    loads = _loads(penchant)
+    loads = _loads(penchant, monkeypatch)
     first = penchant.recommend("procedures", visitor, limit=2)
     assert loads == [visitor]
     for _ in range(3):
@@ -142,21 +144,27 @@ def test_a_process_that_writes_but_never_reads_keeps_no_growing_set(database_url
     for n in range(20):
         assert penchant.track("click", "procedure", 1, user_id=f"{n:032x}")
     assert penchant.flush(timeout=10)
-    assert penchant._feed.own == set()  # not reading the feed: nothing to remember
+    assert penchant.change_feed.own == set()  # not reading the feed: nothing to remember
     penchant.profile("a" * 32)  # now it reads the feed
-    penchant._feed.remember_own(list(range(1, OWN_CHANGES_KEPT + 5)))
-    assert len(penchant._feed.own) <= OWN_CHANGES_KEPT + 5
-    penchant._feed.remember_own([OWN_CHANGES_KEPT + 10])
-    assert len(penchant._feed.own) <= OWN_CHANGES_KEPT
+    assert penchant.track("click", "procedure", 1, user_id="b" * 32)
+    assert penchant.flush(timeout=10)
+    assert len(penchant.change_feed.own) == 1  # its own write, skipped by its next poll
+    feed = penchant.change_feed
+    feed.remember_own(list(range(1_000_000, 1_000_000 + OWN_CHANGES_KEPT)))
+    assert len(feed.own) == OWN_CHANGES_KEPT  # more than it keeps: it starts again
+    feed.remember_own([2_000_000])
+    assert feed.own == {2_000_000}
     penchant.close()
 
 
-def test_a_profile_read_while_a_write_finishes_is_not_cached(database_url: str) -> None:
+def test_a_profile_read_while_a_write_finishes_is_not_cached(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The read may predate the write; caching it would hide the visitor's own event
     until the cache expires (the change feed skips a process's own writes)."""
     here, _, _ = _pair(database_url)
     visitor = "w" * 32
-    load = here._load_profile
+    load = here.store.load_profile
     reads: list[int] = []
 
     def read_then_write_lands(user_id: str) -> Any:
@@ -167,7 +175,7 @@ def test_a_profile_read_while_a_write_finishes_is_not_cached(database_url: str) 
             assert here.flush(timeout=10)  # stored, and let go of by the overlay
         return profile
 
-    here._load_profile = read_then_write_lands  # type: ignore[method-assign]
+    monkeypatch.setattr(here.store, "load_profile", read_then_write_lands)
     assert list(here.profile(visitor).history) == []
     # the next read goes to the database, which has the click
     assert [h.target_id for h in here.profile(visitor).history] == [2]
@@ -175,12 +183,14 @@ def test_a_profile_read_while_a_write_finishes_is_not_cached(database_url: str) 
     here.close()
 
 
-def test_a_profile_read_while_erasing_is_not_cached(database_url: str) -> None:
+def test_a_profile_read_while_erasing_is_not_cached(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     here, _, _ = _pair(database_url)
     visitor = "x" * 32
     assert here.track("click", "procedure", 2, user_id=visitor)
     assert here.flush(timeout=10)
-    load = here._load_profile
+    load = here.store.load_profile
     reads: list[int] = []
 
     def read_then_erased(user_id: str) -> Any:
@@ -190,7 +200,7 @@ def test_a_profile_read_while_erasing_is_not_cached(database_url: str) -> None:
             here.erase(visitor)
         return profile
 
-    here._load_profile = read_then_erased  # type: ignore[method-assign]
+    monkeypatch.setattr(here.store, "load_profile", read_then_erased)
     assert len(here.profile(visitor).history) == 1  # read just before the erasure
     assert list(here.profile(visitor).history) == []  # not served from the cache
     assert reads == [1, 0]

@@ -85,9 +85,12 @@ def test_erasure_forgets_the_ranked_lists(database_url: str) -> None:
         database_url=database_url, secret_key="k-0123456789abcdef", catalog=CATALOG, holdout=0.0
     )
     penchant.init_db()
-    assert penchant.track("click", "procedure", 3, user_id=VISITOR)
-    assert penchant.recommend("procedures", VISITOR, limit=3)
-    assert any(key[0] == VISITOR for key in penchant._ranked._data)
+    other = "o" * 32
+    for visitor in (VISITOR, other):
+        assert penchant.track("click", "procedure", 3, user_id=visitor)
+        assert penchant.recommend("procedures", visitor, limit=3)
+        assert penchant.recommend("categories", visitor, limit=2)
+    assert penchant.health()["cached_lists"] == 4  # two lists of each visitor
     penchant.erase(VISITOR)
-    assert not any(key[0] == VISITOR for key in penchant._ranked._data)
+    assert penchant.health()["cached_lists"] == 2  # the other visitor's stay
     penchant.close()

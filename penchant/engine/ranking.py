@@ -49,6 +49,7 @@ from penchant.engine.events import ITEM_TYPES
 __all__ = [
     "CONTENT_TYPES",
     "HISTORY_DEPTH",
+    "REASONS_KEPT",
     "STRATEGIES",
     "HistoryEntry",
     "NeighbourMap",
@@ -59,6 +60,7 @@ __all__ = [
     "as_holdout",
     "popular",
     "recommend",
+    "shared_reason",
 ]
 
 #: content type (as in the URL) -> target type
@@ -135,17 +137,18 @@ class Reason:
 # shared. Keyed by the source's identity; the entry keeps the source alive, so an
 # id is never reused while it is a key.
 _REASONS: dict[tuple[str, int], tuple[object, Reason]] = {}
-_REASONS_KEPT = 4096
+#: Distinct reasons kept for sharing; past it the store starts again.
+REASONS_KEPT = 4096
 
 
-def _reason(kind: ReasonKind, source: Item | Category | None = None) -> Reason:
+def shared_reason(kind: ReasonKind, source: Item | Category | None = None) -> Reason:
     """The shared :class:`Reason` of ``kind`` and ``source`` (equal to a new one)."""
     key = (kind, id(source))
     found = _REASONS.get(key)
     if found is not None and found[0] is source:
         return found[1]
     made = Reason(kind, source)
-    if len(_REASONS) >= _REASONS_KEPT:
+    if len(_REASONS) >= REASONS_KEPT:
         _REASONS.clear()  # a catalog reloaded many times over: start again
     _REASONS[key] = (source, made)
     return made
@@ -259,7 +262,9 @@ class Popularity:
 
 def as_holdout(recommendations: Iterable[Recommendation]) -> list[Recommendation]:
     """The same recommendations, each with the ``holdout`` reason (the control group)."""
-    return [Recommendation(r.item, r.score, _reason("holdout", None)) for r in recommendations]
+    return [
+        Recommendation(r.item, r.score, shared_reason("holdout", None)) for r in recommendations
+    ]
 
 
 def popular(
@@ -409,7 +414,12 @@ def _select(
             # Filled content scores its share of visitors, on the scale of blended scores.
             count = popularity.of(target_type, candidate.id)
             share = count / fill.total if fill.total else 0.0
-            admit(candidate, share, _reason("popular", _first_category(candidate, catalog)), capped)
+            admit(
+                candidate,
+                share,
+                shared_reason("popular", _first_category(candidate, catalog)),
+                capped,
+            )
     return out
 
 
@@ -431,7 +441,7 @@ def _popular_rec(
     candidate: Item | Category, catalog: Catalog, popularity: Popularity
 ) -> Recommendation:
     count = popularity.of(candidate.target_type, candidate.id)
-    reason = _reason("popular", _first_category(candidate, catalog))
+    reason = shared_reason("popular", _first_category(candidate, catalog))
     return Recommendation(candidate, float(count), reason)
 
 
@@ -461,14 +471,14 @@ def _contextual_items(
         return ranked
     co, _, _ = _co_viewed(neighbours, [context], (target_type,), ())
     for key, share in sorted(co.items(), key=lambda kv: (-kv[1], kv[0][1])):
-        ranked.append((key, share, _reason("co_viewed", source)))
+        ranked.append((key, share, shared_reason("co_viewed", source)))
     category_ids = (source.id,) if isinstance(source, Category) else source.category_ids
     for cid in category_ids:
         category = catalog.category(cid)
         order = popularity.order(catalog, target_type, cid)
         for item in order.ranked[: 2 * limit + 1]:
             share = popularity.of(target_type, item.id) / order.total if order.total else 0.0
-            ranked.append(((target_type, item.id), share, _reason("contextual", category)))
+            ranked.append(((target_type, item.id), share, shared_reason("contextual", category)))
     return ranked
 
 
@@ -480,7 +490,7 @@ def _contextual_categories(catalog: Catalog, context: TargetKey | None) -> _Rank
     if source is None:
         return []
     return [
-        (("category", cid), 1.0 / (1 + rank), _reason("contextual", source))
+        (("category", cid), 1.0 / (1 + rank), shared_reason("contextual", source))
         for rank, cid in enumerate(source.category_ids)
     ]
 
@@ -489,7 +499,7 @@ def _contextual_categories(catalog: Catalog, context: TargetKey | None) -> _Rank
 def _original_categories(catalog: Catalog, profile: VisitorProfile) -> _Ranked:
     """Categories by stored (capped) affinity score, ties to the lower id."""
     scored: _Scored = {
-        ("category", cid): (state.score, _reason("category_affinity", category))
+        ("category", cid): (state.score, shared_reason("category_affinity", category))
         for cid, state in profile.affinities.items()
         if (category := catalog.category(cid)) is not None
     }
@@ -658,11 +668,11 @@ def _blended_categories(
         category = catalog.category(best_id)
         state = profile.affinities.get(best_id)
         if state is not None and state.raw_at(now, rate) > 0:
-            reason = _reason("category_affinity", category)
+            reason = shared_reason("category_affinity", category)
         elif best_id in viewed_from and (viewed := catalog.item(*viewed_from[best_id][1])):
-            reason = _reason("co_viewed", viewed)
+            reason = shared_reason("co_viewed", viewed)
         else:
-            reason = _reason("popular")
+            reason = shared_reason("popular")
         ranked.append((("category", best_id), max(score, 0.0), reason))
     return ranked
 
@@ -746,11 +756,11 @@ def _blended_items(
         p_cat, best_cat = max(cat_parts, default=(0.0, 0))
         reason: Reason | None = None
         if p_co > 0 and p_co >= sum(p for p, _ in cat_parts) and p_co >= p_pop:
-            reason = _reason("co_viewed", item_of(*co_source[key][1]))
+            reason = shared_reason("co_viewed", item_of(*co_source[key][1]))
         elif p_cat > 0 and p_cat >= p_pop:
-            reason = _reason("category_affinity", catalog.category(best_cat))
+            reason = shared_reason("category_affinity", catalog.category(best_cat))
         else:
-            reason = _reason("popular", _first_category(item, catalog))
+            reason = shared_reason("popular", _first_category(item, catalog))
         yield key, score, reason
 
 

@@ -182,9 +182,7 @@ class Visitor:
 class Core:
     """Everything the adapters share; built once per wrapped application."""
 
-    def __init__(
-        self, penchant: Penchant, *, monotonic: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, penchant: Penchant, *, monotonic: Callable[[], float] | None = None) -> None:
         from penchant.middleware import endpoints
 
         s = penchant.settings
@@ -220,7 +218,8 @@ class Core:
                 )
                 penchant.count_shared_by(self.networks)
         self.routes = endpoints.routes()
-        self._monotonic = monotonic
+        # The service's timer (Penchant(timer=...)) unless told otherwise.
+        self._monotonic = monotonic = monotonic or penchant.timer
         self._lock = threading.Lock()
         self._signers: Signers | None = None
         self._secret_retry_at = 0.0

@@ -32,6 +32,7 @@ __all__ = [
     "UrlPatterns",
     "cookie_header",
     "crawler_cache",
+    "crawler_detector",
     "is_bot",
     "same_origin",
 ]
@@ -150,8 +151,11 @@ class CrawlerList:
 
 
 @lru_cache(maxsize=1)
-def _detector() -> Callable[[str], bool]:
-    """The crawler check: :class:`CrawlerList`, or crawlerdetect's own without RE2."""
+def crawler_detector() -> Callable[[str], bool]:
+    """The crawler check: :class:`CrawlerList`, or crawlerdetect's own without RE2.
+
+    Built once and kept (``crawler_detector.cache_clear()`` builds it again).
+    """
     try:
         from crawlerdetect.providers.crawlers import data as crawlers
         from crawlerdetect.providers.exclusions import data as exclusions
@@ -181,7 +185,7 @@ def is_bot(user_agent: str) -> bool:
 def _is_bot(user_agent: str) -> bool:
     if not user_agent.strip():
         return False
-    return bool(_detector()(user_agent))
+    return bool(crawler_detector()(user_agent))
 
 
 #: The cache of :func:`is_bot` (``cache_info()``, ``cache_clear()``), keyed by cut agents.

@@ -26,11 +26,20 @@ import sqlalchemy as sa
 from penchant.storage.schema import changes
 from penchant.storage.store import Store
 
-__all__ = ["KEEP", "bucket", "changes_since", "latest_change", "note_changes", "trim_changes"]
+__all__ = [
+    "KEEP",
+    "MAX_ROWS",
+    "bucket",
+    "changes_since",
+    "latest_change",
+    "note_changes",
+    "trim_changes",
+]
 
 KEEP = timedelta(hours=1)
 _LOCK_KEY = 726150002  # serializes feed inserts across PostgreSQL sessions
-_MAX_ROWS = 10_000
+#: Feed rows read at once; more since the last read drop every cached profile.
+MAX_ROWS = 10_000
 
 
 def bucket(user_id: str) -> int:
@@ -77,11 +86,11 @@ def changes_since(
             sa.select(changes.c.id, changes.c.bucket)
             .where(changes.c.id > last)
             .order_by(changes.c.id)
-            .limit(_MAX_ROWS)
+            .limit(MAX_ROWS)
         ).all()
     if not rows:
         return last, frozenset()
     newest = int(rows[-1][0])
-    if len(rows) >= _MAX_ROWS:
+    if len(rows) >= MAX_ROWS:
         return newest, None
     return newest, frozenset(int(r[1]) for r in rows if int(r[0]) not in own)

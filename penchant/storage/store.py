@@ -62,6 +62,9 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreUnavailable",
+    "copy_text",
+    "pg_number_array",
+    "pg_text_array",
 ]
 
 logger = logging.getLogger("personalization")
@@ -484,7 +487,7 @@ def _chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield values[start : start + size]
 
 
-def _pg_number_array(values: Iterable[int | float]) -> str:
+def pg_number_array(values: Iterable[int | float]) -> str:
     """An array literal of ints or floats (``repr`` round-trips a float, inf and nan too).
 
     One literal parsed by the array's input function: an ARRAY[...] of thousands
@@ -493,7 +496,7 @@ def _pg_number_array(values: Iterable[int | float]) -> str:
     return "{" + ",".join(map(repr, values)) + "}"
 
 
-def _pg_text_array(values: Iterable[str]) -> str:
+def pg_text_array(values: Iterable[str]) -> str:
     """An array literal of strings, each quoted (backslashes and quotes escaped)."""
     quoted = ('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values)
     return "{" + ",".join(quoted) + "}"
@@ -518,7 +521,7 @@ _COPY_NULL = "\\N"
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _copy_text(rows: Sequence[Mapping[str, Any]]) -> bytes | None:
+def copy_text(rows: Sequence[Mapping[str, Any]]) -> bytes | None:
     """The rows in COPY's text format (UTF-8), or None when one needs the INSERT path.
 
     Only plain values take this path: ``str`` text, ``int`` or no target id, a
@@ -628,6 +631,8 @@ class Store:
 
     Thread-safe: the engine's pool hands each call its own connection.
     ``clock`` stamps the rows the store times itself (dead letters).
+    ``fast_batches=False`` writes every batch through the driver's executemany,
+    without the faster ways (see :attr:`batch_path`), which must store the same rows.
     """
 
     def __init__(
@@ -638,6 +643,7 @@ class Store:
         statement_timeout: float = 10.0,
         pool_timeout: float = 5.0,
         clock: Callable[[], datetime] = _utcnow,
+        fast_batches: bool = True,
     ) -> None:
         self._clock = clock
         try:
@@ -685,13 +691,25 @@ class Store:
         self._upsert_sql = str(compiled)
         self._upsert_positions: Sequence[str] | None = compiled.positiontup
         self._upsert_literals: dict[str, Any] = dict(compiled.params)  # e.g. 86400.0
-        self._sqlite_json = self.dialect == "sqlite" and _sqlite_has_json()
+        self._sqlite_json = fast_batches and self.dialect == "sqlite" and _sqlite_has_json()
         # affinity deltas set-based: JSON, the built-in pow() and upsert row values
         self._sqlite_set_upsert = self._sqlite_json and _sqlite_has_set_upsert()
         # PostgreSQL through psycopg2: batches go in with COPY through a staging table
         self._copy_batches = (
-            self.dialect == "postgresql" and self._engine.dialect.driver == "psycopg2"
+            fast_batches
+            and self.dialect == "postgresql"
+            and self._engine.dialect.driver == "psycopg2"
         )
+
+    @property
+    def batch_path(self) -> str:
+        """How a batch goes in: ``"copy"`` (PostgreSQL through psycopg2: COPY into a
+        staging table), ``"json"`` (SQLite: one statement a batch, and affinity
+        upserts set-based where SQLite has ``pow()`` and row values), or
+        ``"executemany"`` (one INSERT, run by the driver for every row)."""
+        if self._copy_batches:
+            return "copy"
+        return "json" if self._sqlite_json else "executemany"
 
     # ------------------------------------------------------------ engines
     @property
@@ -990,7 +1008,7 @@ class Store:
         rate: float,
     ) -> list[Interaction]:
         rows = [row for _, row in unique]
-        data = _copy_text(rows) if self._copy_batches and rows else None
+        data = copy_text(rows) if self._copy_batches and rows else None
         with self._begin(write=True, staging=self._copy_batches) as conn:
             inserted: list[Interaction] = []
             if rows:
@@ -1243,14 +1261,14 @@ class Store:
         conn.exec_driver_sql(
             _PG_SET_UPSERT,
             {
-                "u": _pg_text_array(d.user_id for d in ordered),
-                "c": _pg_number_array(int(d.category_id) for d in ordered),
-                "first": _pg_text_array(_naive_utc(d.first).isoformat() for d in ordered),
-                "last": _pg_text_array(_naive_utc(d.last).isoformat() for d in ordered),
-                "scale": _pg_number_array(float(d.scale) for d in ordered),
-                "add": _pg_number_array(float(d.add) for d in ordered),
-                "cap": _pg_number_array(float(d.cap) for d in ordered),
-                "add_raw": _pg_number_array(float(d.add_raw) for d in ordered),
+                "u": pg_text_array(d.user_id for d in ordered),
+                "c": pg_number_array(int(d.category_id) for d in ordered),
+                "first": pg_text_array(_naive_utc(d.first).isoformat() for d in ordered),
+                "last": pg_text_array(_naive_utc(d.last).isoformat() for d in ordered),
+                "scale": pg_number_array(float(d.scale) for d in ordered),
+                "add": pg_number_array(float(d.add) for d in ordered),
+                "cap": pg_number_array(float(d.cap) for d in ordered),
+                "add_raw": pg_number_array(float(d.add_raw) for d in ordered),
                 "rate": float(rate),
             },
         )
@@ -1374,12 +1392,12 @@ class Store:
                 conn.exec_driver_sql(
                     _PG_NEIGHBOURS_UPSERT,
                     {
-                        "t": _pg_text_array(types),
-                        "i": _pg_number_array(ids),
-                        "nt": _pg_text_array(other_types),
-                        "ni": _pg_number_array(other_ids),
-                        "s": _pg_number_array(scores),
-                        "w": _pg_number_array(seen),
+                        "t": pg_text_array(types),
+                        "i": pg_number_array(ids),
+                        "nt": pg_text_array(other_types),
+                        "ni": pg_number_array(other_ids),
+                        "s": pg_number_array(scores),
+                        "w": pg_number_array(seen),
                         "at": when,
                     },
                 )

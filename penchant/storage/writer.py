@@ -222,10 +222,13 @@ class Writer:
             return False
 
     def wake(self) -> None:
-        """Start the thread if it is not running: the intake has work for it."""
+        """The intake has work: start the thread, or have a waiting one look again
+        (queue and intake together may make a batch that is due now)."""
         self._check_process()
-        with self._lock:
-            if not self.running:
+        with self._cond:
+            if self.running:
+                self._cond.notify_all()
+            else:
                 self._ensure_thread()
 
     def count_dropped(self, reason: str, n: int = 1) -> None:

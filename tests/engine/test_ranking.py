@@ -138,14 +138,16 @@ def test_ranked_lists_share_their_reasons_and_the_store_stays_bounded(
     assert all(a.reason is b.reason for a, b in zip(first, again, strict=True))
     renamed = Category(1, "Injectables")  # equal to INJECTABLES, not the same object
     assert renamed == INJECTABLES
-    reason = ranking_module._reason("popular", renamed)
-    assert reason.source is renamed and reason is ranking_module._reason("popular", renamed)
-    assert reason is not ranking_module._reason("popular", INJECTABLES)
-    monkeypatch.setattr(ranking_module, "_REASONS_KEPT", 3)
-    for n in range(10):
-        made = ranking_module._reason("popular", Category(100 + n, f"C{n}"))
-        assert str(made) == f"Popular in C{n}"
-        assert len(ranking_module._REASONS) <= 3
+    reason = ranking_module.shared_reason("popular", renamed)
+    assert reason.source is renamed and reason is ranking_module.shared_reason("popular", renamed)
+    assert reason is not ranking_module.shared_reason("popular", INJECTABLES)
+    monkeypatch.setattr(ranking_module, "REASONS_KEPT", 3)
+    sources = [Category(100 + n, f"C{n}") for n in range(10)]
+    made = [ranking_module.shared_reason("popular", source) for source in sources]
+    assert [str(r) for r in made] == [f"Popular in C{n}" for n in range(10)]
+    # the store started again on the way: the newest is still shared, the oldest is not
+    assert ranking_module.shared_reason("popular", sources[-1]) is made[-1]
+    assert ranking_module.shared_reason("popular", sources[0]) is not made[0]
 
 
 def test_recommended_reasons_name_their_source() -> None:

@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 
 from penchant import Penchant
-from tests.middleware.hosts import HOSTS, Client, make_client, make_penchant
+from tests.middleware.hosts import (
+    HOSTS,
+    Client,
+    make_client,
+    make_penchant,
+    make_penchant_with_database_down,
+)
 
 
 @pytest.fixture
@@ -19,18 +25,26 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def open_site() -> Iterator[Callable[..., Client]]:
-    """``open_site(kind, database_url, **settings)``: a wrapped host app and its client."""
+    """``open_site(kind, database_url, **settings)``: a wrapped host app and its client;
+    ``open_site(kind, database_down=True, **settings)``: the same over a database that
+    is down (:data:`~tests.middleware.hosts.DOWN_DATABASE_URL`)."""
     opened: list[tuple[Client, Penchant]] = []
 
     def open_(
         kind: str,
-        database_url: str,
+        database_url: str | None = None,
         *,
+        database_down: bool = False,
         peer: str = "203.0.113.7",
         secure: bool = False,
         **settings: Any,
     ) -> Client:
-        penchant = make_penchant(database_url, **settings)
+        if database_down:
+            assert database_url is None, "a site whose database is down has no database URL"
+            penchant = make_penchant_with_database_down(**settings)
+        else:
+            assert database_url is not None
+            penchant = make_penchant(database_url, **settings)
         client = make_client(kind, penchant, peer=peer, secure=secure)
         opened.append((client, penchant))
         return client

@@ -9,7 +9,6 @@ and a bare WSGI callable (driven by webtest). Tests parametrize over
 
 from __future__ import annotations
 
-import contextlib
 import html
 import json
 import re
@@ -17,8 +16,6 @@ import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-import sqlalchemy as sa
 
 with warnings.catch_warnings():
     # webtest still imports the cgi module (deprecated since Python 3.11).
@@ -39,9 +36,12 @@ from starlette.routing import Route
 
 from penchant import Catalog, Category, Item, Penchant
 from penchant.middleware.integrations import Personalization, personalization_dependency
+from tests.reliability.sites import BEACON, all_rows
 
 __all__ = [
     "ASGI_HOSTS",
+    "BEACON",
+    "DOWN_DATABASE_URL",
     "HOSTS",
     "WSGI_HOSTS",
     "Client",
@@ -50,6 +50,7 @@ __all__ = [
     "catalog",
     "make_client",
     "make_penchant",
+    "make_penchant_with_database_down",
     "rows",
 ]
 
@@ -60,7 +61,6 @@ BROWSER = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/126.0 Safari/537.36"
 )
-BEACON = "/personalization/track-interaction"
 
 
 def catalog() -> Catalog:
@@ -93,33 +93,36 @@ URL_PATTERNS = {
 }
 
 
-def make_penchant(database_url: str, **settings: Any) -> Penchant:
-    """A Penchant for tests: known secret, no holdout, quick writer, tables created."""
+#: A database that is down: nothing listens on port 1.
+DOWN_DATABASE_URL = "postgresql://postgres@127.0.0.1:1/penchant_nowhere"
+
+
+def _penchant(database_url: str, settings: dict[str, Any]) -> Penchant:
     options: dict[str, Any] = {
         "secret_key": "test-secret-0123456789abcdef",
         "url_patterns": URL_PATTERNS,
         "holdout": 0.0,
         "flush_interval": 0.05,
+        **settings,
     }
-    create = settings.pop("init_db", True)
-    options.update(settings)
-    penchant = Penchant(database_url=database_url, catalog=catalog(), **options)
-    if create:
-        # A database that is down: the tests of that case want it so.
-        with contextlib.suppress(Exception):
-            penchant.init_db()
+    return Penchant(database_url=database_url, catalog=catalog(), **options)
+
+
+def make_penchant(database_url: str, **settings: Any) -> Penchant:
+    """A Penchant for tests: known secret, no holdout, quick writer, tables created."""
+    penchant = _penchant(database_url, settings)
+    penchant.init_db()
     return penchant
+
+
+def make_penchant_with_database_down(**settings: Any) -> Penchant:
+    """:func:`make_penchant` over :data:`DOWN_DATABASE_URL`: no table, no answer."""
+    return _penchant(DOWN_DATABASE_URL, settings)
 
 
 def rows(database_url: str) -> list[dict[str, Any]]:
     """Every stored interaction, oldest first, read with a fresh engine."""
-    engine = sa.create_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            result = conn.execute(sa.text("SELECT * FROM user_interactions ORDER BY id"))
-            return [dict(r._mapping) for r in result]
-    finally:
-        engine.dispose()
+    return sorted(all_rows(database_url, "user_interactions"), key=lambda row: int(row["id"]))
 
 
 def beacon_body(token: str | None, *events: Mapping[str, Any]) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,11 @@ from typing import Any
 import pytest
 
 from penchant import Penchant
+from penchant.engine import fingerprint as fingerprints
 from penchant.middleware.core import Core
 from penchant.middleware.facts import RequestFacts
 from penchant.middleware.personalization import Personalization
-from tests.middleware.hosts import PLAIN, Client, make_penchant, rows
+from tests.middleware.hosts import BROWSER, PLAIN, Client, make_penchant, rows
 
 
 def _wait_for_rows(url: str, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
@@ -42,13 +43,13 @@ def test_the_visitor_is_worked_out_on_the_writers_thread(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     threads: list[str] = []
-    fingerprint = Core._fingerprint_parts
+    keyed = fingerprints.fingerprint
 
-    def watched(self: Core, *parts: Any) -> Any:
+    def watched(*parts: Any, **kwargs: Any) -> str:
         threads.append(threading.current_thread().name)
-        return fingerprint(self, *parts)
+        return keyed(*parts, **kwargs)
 
-    monkeypatch.setattr(Core, "_fingerprint_parts", watched)
+    monkeypatch.setattr(fingerprints, "fingerprint", watched)
     site = open_site(host, sqlite_url, flush_interval=0.05)
     assert site.get("/plain").text == PLAIN
     # Not flushed by the test: the writer's own thread picks the view up.
@@ -94,7 +95,7 @@ def test_a_page_view_keeps_only_what_its_event_needs(
     # Neither the request's facts nor its personalization object wait for the writer.
     site = open_site(host, sqlite_url, flush_interval=60.0, batch_size=1000)
     assert site.get("/plain").text == PLAIN
-    (waiting,) = [*site.penchant._deferred.later, *site.penchant._deferred.reads]
+    ((waiting, _),) = site.penchant.handed_over()
     assert not any(isinstance(part, RequestFacts | Personalization) for part in waiting)
     assert site.penchant.flush(timeout=5.0)
     (view,) = rows(sqlite_url)
@@ -108,15 +109,19 @@ def test_a_failure_off_the_request_is_logged_and_counted(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    def broken(self: Core, *args: Any, **kwargs: Any) -> Any:
+    def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("broken on purpose")
 
-    monkeypatch.setattr(Core, "_record_path", broken)
     site = open_site(host, sqlite_url, flush_interval=60.0)
+    # The session is worked out off the request, when the view becomes an event.
+    monkeypatch.setattr(site.penchant, "session_id", broken)
     assert site.get("/plain").text == PLAIN
+    assert site.core.stats()["middleware_errors"] == 0  # the request saw nothing of it
     assert site.penchant.flush(timeout=5.0)
     assert rows(sqlite_url) == []
+    assert "page view recording failed" in caplog.text
     assert "broken on purpose" in caplog.text
+    assert site.core.stats()["middleware_errors"] == 1
     # The next page goes on as ever.
     assert site.get("/plain").text == PLAIN
 
@@ -162,101 +167,168 @@ def test_a_forked_worker_does_not_write_the_parents_page_views(tmp_path: Path) -
         penchant.close(timeout=5.0)
 
 
-def test_the_response_start_applies_the_page_view_rules_as_written(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def rules_core(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Core]:
+    """One core for the page-view rules; its writer waits an hour, so what a
+    response hands over stays until the test looks at it."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('rules') / 'rules.db'}"
+    penchant = make_penchant(url, flush_interval=3600.0)
+    yield Core(penchant)
+    penchant.close(timeout=5.0)
+
+
+HTML = "text/html; charset=utf-8"
+NAVIGATE = {"sec_fetch_dest": "document", "sec_fetch_mode": "navigate"}
+CRAWLER = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+# What a response hands over: nothing, or which half of the page view and whether a
+# read of a profile takes it first (a path that may have a catalog target).
+NOTHING: None = None
+PLAIN_PAGE = ("record_plain", False)
+PLAIN_TARGET = ("record_plain", True)
+WORKED_OUT_PAGE = ("record_deferred", False)
+WORKED_OUT_TARGET = ("record_deferred", True)
+
+
+@pytest.mark.parametrize(
+    ("method", "status", "content_type", "path", "headers", "handed"),
+    [
+        pytest.param("GET", 200, HTML, "/", {}, PLAIN_PAGE, id="html-page"),
+        pytest.param("GET", 200, HTML, "/procedures/5", {}, PLAIN_TARGET, id="catalog-page"),
+        # starts like a catalog page: its profile may move, though no pattern matches
+        pytest.param("GET", 200, HTML, "/procedures/x", {}, PLAIN_TARGET, id="catalog-prefix"),
+        pytest.param("GET", 200, "TEXT/HTML", "/", {}, PLAIN_PAGE, id="upper-case-type"),
+        pytest.param("GET", 204, HTML, "/", {}, PLAIN_PAGE, id="any-2xx"),
+        pytest.param("POST", 200, HTML, "/", {}, NOTHING, id="post"),
+        pytest.param("GET", 302, HTML, "/", {}, NOTHING, id="redirect"),
+        pytest.param("GET", 404, HTML, "/procedures/5", {}, NOTHING, id="not-found"),
+        pytest.param("GET", 200, "application/json", "/", {}, NOTHING, id="json"),
+        pytest.param("GET", 200, "", "/", {}, NOTHING, id="no-type"),
+        pytest.param("GET", 200, HTML, "/static/app.css", {}, NOTHING, id="static"),
+        pytest.param("GET", 200, HTML, "/personalization", {}, NOTHING, id="own-prefix"),
+        pytest.param("GET", 200, HTML, "/personalization/x", {}, NOTHING, id="own-route"),
+        pytest.param("GET", 200, HTML, "/", NAVIGATE, PLAIN_PAGE, id="navigation"),
+        pytest.param(
+            "GET",
+            200,
+            HTML,
+            "/",
+            {**NAVIGATE, "sec_fetch_site": "cross-site"},
+            NOTHING,
+            id="another-sites-script",
+        ),
+        pytest.param(
+            "GET",
+            200,
+            HTML,
+            "/",
+            {"sec_fetch_site": "cross-site", "sec_fetch_mode": "navigate", "sec_fetch_user": "?1"},
+            PLAIN_PAGE,
+            id="click-from-another-site",
+        ),
+        pytest.param(
+            "GET",
+            200,
+            HTML,
+            "/",
+            {"sec_fetch_site": "same-site", "sec_fetch_mode": "navigate"},
+            NOTHING,
+            id="sibling-subdomain-script",
+        ),
+        pytest.param(
+            "GET",
+            200,
+            HTML,
+            "/",
+            {"sec_fetch_site": "same-site", "sec_fetch_user": "?1"},
+            PLAIN_PAGE,
+            id="click-from-sibling-subdomain",
+        ),
+        pytest.param(
+            "GET",
+            200,
+            HTML,
+            "/",
+            {"sec_fetch_site": "same-origin", "sec_fetch_mode": "navigate"},
+            PLAIN_PAGE,
+            id="own-link",
+        ),
+        pytest.param(
+            "GET",
+            200,
+            HTML,
+            "/",
+            {"sec_fetch_site": "none", "sec_fetch_mode": "navigate", "sec_fetch_user": "?1"},
+            PLAIN_PAGE,
+            id="typed-address",
+        ),
+        pytest.param(
+            "GET",
+            200,
+            HTML,
+            "/",
+            {"sec_fetch_site": "cross-site", "sec_fetch_dest": "image", "sec_fetch_user": "?1"},
+            NOTHING,
+            id="image-after-a-click",
+        ),
+        pytest.param("GET", 200, HTML, "/", {"sec_fetch_dest": "image"}, NOTHING, id="image"),
+        pytest.param("GET", 200, HTML, "/", {"sec_fetch_mode": "cors"}, NOTHING, id="fetch"),
+        pytest.param("GET", 200, HTML, "/", {"sec_purpose": "prefetch"}, NOTHING, id="prefetch"),
+        pytest.param("GET", 200, HTML, "/", {"purpose": "prerender"}, NOTHING, id="prerender"),
+        pytest.param("GET", 200, HTML, "/", {"sec_purpose": "other"}, PLAIN_PAGE, id="purpose"),
+        pytest.param("GET", 200, HTML, "/", {"cookie": "theme=dark"}, PLAIN_PAGE, id="host-cookie"),
+        # A signal or one of penchant's cookies: the visitor is worked out on the request.
+        pytest.param("GET", 200, HTML, "/", {"sec_gpc": "1"}, NOTHING, id="gpc"),
+        pytest.param("GET", 200, HTML, "/", {"dnt": "1"}, NOTHING, id="dnt"),
+        pytest.param("GET", 200, HTML, "/", {"sec_gpc": "0"}, WORKED_OUT_PAGE, id="gpc-off"),
+        pytest.param(
+            "GET", 200, HTML, "/procedures/5", {"dnt": "0"}, WORKED_OUT_TARGET, id="dnt-off"
+        ),
+        pytest.param(
+            "GET", 200, HTML, "/", {"cookie": "penchant_optout=1"}, NOTHING, id="opted-out"
+        ),
+        # opt-out mode: a consent cookie, even one that does not verify, is not needed
+        pytest.param(
+            "GET",
+            200,
+            HTML,
+            "/procedures/5",
+            {"cookie": "a=b; penchant_consent=x"},
+            WORKED_OUT_TARGET,
+            id="consent-cookie",
+        ),
+        pytest.param("POST", 200, HTML, "/", {"sec_gpc": "0"}, NOTHING, id="signal-on-a-post"),
+        # a crawler: checked off the request, or on it when the request is worked out there
+        pytest.param(
+            "GET", 200, HTML, "/", {"user_agent": CRAWLER}, PLAIN_PAGE, id="crawler-checked-later"
+        ),
+        pytest.param(
+            "GET", 200, HTML, "/", {"user_agent": CRAWLER, "dnt": "0"}, NOTHING, id="crawler-now"
+        ),
+    ],
+)
+def test_the_response_start_hands_over_the_page_views_the_rules_name(
+    rules_core: Core,
+    method: str,
+    status: int,
+    content_type: str,
+    path: str,
+    headers: dict[str, str],
+    handed: tuple[str, bool] | None,
+) -> None:
     """on_response_start() checks the page-view rules inline (it runs for every
-    response); over every combination here it decides as the rules say."""
-    import itertools
-
-    from tests.middleware.hosts import BROWSER
-
-    penchant = make_penchant(f"sqlite:///{tmp_path / 'rules.db'}", flush_interval=60.0)
-    core = Core(penchant)
-    headers: list[dict[str, str]] = [
-        {},
-        {"sec_fetch_dest": "document", "sec_fetch_mode": "navigate"},
-        # Another site's page: its script walking the visitor through pages (no
-        # click), the visitor's click on its link, a sibling subdomain; the
-        # site's own links and a typed address.
-        {
-            "sec_fetch_site": "cross-site",
-            "sec_fetch_mode": "navigate",
-            "sec_fetch_dest": "document",
-        },
-        {"sec_fetch_site": "cross-site", "sec_fetch_mode": "navigate", "sec_fetch_user": "?1"},
-        {"sec_fetch_site": "same-site", "sec_fetch_mode": "navigate"},
-        {"sec_fetch_site": "same-site", "sec_fetch_user": "?1"},
-        {"sec_fetch_site": "same-origin", "sec_fetch_mode": "navigate"},
-        {"sec_fetch_site": "none", "sec_fetch_mode": "navigate", "sec_fetch_user": "?1"},
-        {"sec_fetch_site": "cross-site", "sec_fetch_dest": "image", "sec_fetch_user": "?1"},
-        {"sec_fetch_dest": "image"},
-        {"sec_fetch_mode": "cors"},
-        {"sec_purpose": "prefetch"},
-        {"purpose": "prerender"},
-        {"sec_purpose": "other"},
-        {"sec_gpc": "1"},
-        {"dnt": "1"},
-        {"cookie": "theme=dark"},
-        {"cookie": "penchant_optout=1"},
-        {"cookie": "a=b; penchant_consent=x"},
-    ]
-    paths = [
-        "/",
-        "/procedures/5",
-        "/procedures/x",
-        "/static/app.css",
-        core.prefix,
-        core.prefix + "/x",
-    ]
-    types = ["text/html; charset=utf-8", "TEXT/HTML", "application/json", ""]
-    checked = 0
+    response): a GET answered 2xx with HTML, not static, not penchant's own, not
+    a prefetch, a navigation of the visitor's own, by a visitor who may be tracked."""
+    penchant = rules_core.penchant
+    assert penchant.handed_over() == []
+    facts = RequestFacts(method, path, **{"user_agent": BROWSER, "peer": "203.0.113.9", **headers})
     try:
-        for method, status, content_type, path, extra in itertools.product(
-            ["GET", "POST"], [200, 204, 302, 404], types, paths, headers
-        ):
-            facts = RequestFacts(method, path, user_agent=BROWSER, peer="203.0.113.9", **extra)
-            personalization = Personalization(core, facts)
-            before = {id(work) for work in [*penchant._deferred.reads, *penchant._deferred.later]}
-            core.on_response_start(personalization, status, content_type)
-            handed = [
-                work
-                for work in [*penchant._deferred.reads, *penchant._deferred.later]
-                if id(work) not in before
-            ]
-            page_view = (
-                method == "GET"
-                and 200 <= status < 300
-                and content_type.lower().startswith("text/html")
-                and not path.startswith(("/static/", core.prefix))
-                and not facts.prefetch
-                and extra.get("sec_fetch_dest") in (None, "document")
-                and extra.get("sec_fetch_mode") in (None, "navigate")
-                and (
-                    extra.get("sec_fetch_site") in (None, "same-origin", "none")
-                    or extra.get("sec_fetch_user") == "?1"
-                )
-            )
-            plain = not (
-                extra.get("sec_gpc") or extra.get("dnt") or "penchant_" in extra.get("cookie", "")
-            )
-            assert [work[0] for work in handed if work[0] == core.record_plain] == (
-                [core.record_plain] if page_view and plain else []
-            ), (method, status, content_type, path, extra)
-            if page_view and not plain:
-                tracked = core.identify(facts).tracking_allowed
-                assert [work[0] for work in handed] == (
-                    [core.record_deferred] if tracked else []
-                ), (method, status, content_type, path, extra)
-            # What may move a profile is taken first by the next read of one.
-            for work in handed:
-                in_reads = any(work is waiting for waiting in penchant._deferred.reads)
-                assert in_reads == (
-                    core.patterns.match(path) is not None or path == "/procedures/x"
-                )
-            checked += page_view
-            penchant.settle()
-        assert checked > 10
+        rules_core.on_response_start(Personalization(rules_core, facts), status, content_type)
+        waiting = [
+            (work[0].__name__, before_reads) for work, before_reads in penchant.handed_over()
+        ]
+        assert waiting == ([] if handed is None else [handed])
     finally:
-        penchant.close(timeout=5.0)
+        penchant.settle()
 
 
 def test_a_drain_calls_what_was_waiting_and_returns(tmp_path: Path) -> None:

@@ -25,11 +25,21 @@ def core(tmp_path: Path) -> Iterator[Core]:
     penchant.close(timeout=5.0)
 
 
-def test_creating_it_identifies_no_one(core: Core) -> None:
+def test_creating_it_identifies_no_one(core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[RequestFacts] = []
+    identify = core.identify
+
+    def counted(facts: RequestFacts) -> Any:
+        asked.append(facts)
+        return identify(facts)
+
+    monkeypatch.setattr(core, "identify", counted)
     p = core.personalization(FACTS)
-    assert p._visitor is None
+    assert asked == []
     assert "unidentified" in repr(p)
     assert p.tracking_allowed
+    assert asked == [FACTS]  # on first use, once
+    assert p.fingerprint is not None and asked == [FACTS]
     assert "allowed" in repr(p)
     assert p.context == ("procedure", 5)
     assert p.privacy_url == "/personalization/privacy"
@@ -53,9 +63,9 @@ def test_a_failing_read_path_gives_an_empty_list_not_an_error(
     core: Core, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("ranking exploded")
+        raise RuntimeError("popular content exploded")
 
-    monkeypatch.setattr(core.penchant, "_recommend", broken)
+    monkeypatch.setattr(core.penchant, "popularity", broken)
     assert core.personalization(FACTS).doctors() == []
     assert core.errors == 1
 

@@ -178,3 +178,37 @@ def test_a_database_that_never_answers_does_not_hold_up_a_page(
     penchant.close(timeout=1.0)
     assert replies == [200]
     assert answered_in_time
+
+
+def test_a_database_that_never_answers_from_the_start_does_not_hold_up_the_first_page(
+    pg_url: str, proxy: ChaosProxy
+) -> None:
+    """The store's first use (its schema check and first connection) is a read of
+    the request path like any other, under the read deadline: the first page of a
+    process whose database never answers waited for the connect timeout (5 s)
+    where the deadline is 1 s."""
+    Store(pg_url).create_all()
+    proxy.set_mode("blackhole")
+    penchant = Penchant(
+        database_url=sa.make_url(pg_url)
+        .set(host="127.0.0.1", port=proxy.port)
+        .render_as_string(False),
+        secret_key="stall-0123456789abcdef",
+        catalog=small_catalog(),
+        read_timeout=1.0,
+    )
+    client = SiteClient("wsgi", penchant)
+    browser = {"User-Agent": "Mozilla/5.0 StallTest/3", "Sec-Fetch-Site": "same-origin"}
+    replies: list[int] = []
+    worker = threading.Thread(
+        target=lambda: replies.append(client.get("/procedures/2", headers=browser).status)
+    )
+    worker.start()
+    worker.join(4.0)  # the deadline is 1 s; the connect timeout, 5 s
+    answered_in_time = not worker.is_alive()
+    proxy.down()
+    worker.join(30.0)
+    client.close()
+    penchant.close(timeout=1.0)
+    assert replies == [200]
+    assert answered_in_time

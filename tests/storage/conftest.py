@@ -7,6 +7,7 @@ helpers below reach them as fixtures.
 from __future__ import annotations
 
 import itertools
+import json
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -63,6 +64,22 @@ def make_event(
     )
 
 
+def interaction_row(event: Interaction) -> dict[str, object]:
+    """The ``user_interactions`` row of ``event`` as SQLAlchemy's own insert takes it:
+    extra data as compact ASCII JSON text."""
+    extra = event.extra_data
+    return {
+        "user_id": event.user_id,
+        "session_id": event.session_id,
+        "interaction_type": event.interaction_type,
+        "target_type": event.target_type,
+        "target_id": event.target_id,
+        "extra_data": None if extra is None else json.dumps(extra, separators=(",", ":")),
+        "timestamp": event.timestamp,
+        "event_id": event.event_id,
+    }
+
+
 def deltas_for(batch: Sequence[Interaction]) -> list[AffinityDelta]:
     return fold(batch, CATALOG, WEIGHTS, RATE)
 
@@ -74,6 +91,12 @@ DeltasFor = Callable[[Sequence[Interaction]], list[AffinityDelta]]
 def ev() -> Callable[..., Interaction]:
     """make_event(user_id, target_id=10, *, at=T0, kind="view", ...) -> Interaction"""
     return make_event
+
+
+@pytest.fixture
+def row_of() -> Callable[[Interaction], dict[str, object]]:
+    """interaction_row(event) -> the row SQLAlchemy's insert would store for it."""
+    return interaction_row
 
 
 @pytest.fixture
@@ -115,17 +138,16 @@ def weights() -> dict[str, float]:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Leave out the combinations that cannot exist, rather than reporting them skipped:
-    SQLite with the COPY path, PostgreSQL with SQLite's executemany path, and SQLite
-    for a test marked ``postgresql_only``."""
+    PostgreSQL with SQLite's executemany path, and SQLite for a test marked
+    ``postgresql_only``."""
     kept: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         on_sqlite = params.get("database_url") == "sqlite"
-        impossible = (
-            on_sqlite
-            and (params.get("path_store") == "copy" or item.get_closest_marker("postgresql_only"))
-        ) or (params.get("database_url") == "postgresql" and "executemany" in params.values())
+        impossible = (on_sqlite and item.get_closest_marker("postgresql_only")) or (
+            params.get("database_url") == "postgresql" and "executemany" in params.values()
+        )
         (dropped if impossible else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)

@@ -61,7 +61,7 @@ def test_too_many_changes_mean_drop_everything(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = _store(database_url)
-    monkeypatch.setattr(changes, "_MAX_ROWS", 3)
+    monkeypatch.setattr(changes, "MAX_ROWS", 3)
     changes.note_changes(store, [f"{n:032x}" for n in range(10)], NOW)
     last, stale = changes.changes_since(store, 0)
     assert stale is None and last > 0

@@ -24,10 +24,8 @@ def _exposure(page_view: str, content_type: str, ids: tuple[int, ...]) -> Exposu
 def test_a_page_views_lists_make_one_row_and_count_each_list(
     database_url: str, sqlite_path: str
 ) -> None:
-    store = Store(database_url)
+    store = Store(database_url, fast_batches=sqlite_path != "executemany")
     store.create_all()
-    if sqlite_path == "executemany":
-        store._sqlite_json = False
     shown = [
         _exposure("pv1", "procedures", (3, 1)),
         _exposure("pv1", "categories", (2,)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -108,50 +109,80 @@ def test_popular_content_counts_what_was_tracked(database_url: str) -> None:
     penchant.close()
 
 
+class Timer:
+    """Seconds that move only when a test moves them (``Penchant(timer=...)``)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_a_slow_refresh_is_not_waited_for_and_never_opens_the_read_breaker(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    penchant = _penchant(database_url, popular_ttl=60.0, read_timeout=1.0)
+    timer = Timer()
+    penchant = _penchant(database_url, popular_ttl=60.0, read_timeout=1.0, timer=timer)
     assert penchant.track("click", "procedure", 2, user_id="a" * 32)
     assert penchant.flush(timeout=10)
-    first = penchant.popularity()
-    assert first.of("procedure", 2) == 1
     release = threading.Event()
     real = popular.refresh
+
+    def big_site(*args: Any, **kwargs: Any) -> int:
+        timer.now += 1.0  # the first refresh takes a second: a big site
+        monkeypatch.setattr(popular, "refresh", slow)
+        return real(*args, **kwargs)
 
     def slow(*args: Any, **kwargs: Any) -> int:
         release.wait(10)  # far longer than read_timeout
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(popular, "refresh", slow)
+    monkeypatch.setattr(popular, "refresh", big_site)
+    assert penchant.refresh_popularity()
+    first = penchant.popularity()
+    assert first.of("procedure", 2) == 1
     assert penchant.track("click", "procedure", 3, user_id="b" * 32)
     assert penchant.flush(timeout=10)
-    penchant._popular_cost = 1.0  # the last refresh was slow: a big site
-    penchant._popular = (0.0, first)  # and the cached lists have expired
-    assert penchant.popularity() is first  # the previous lists, at once
-    assert not penchant._reads.open  # reads of profiles still go to the database
+    timer.now += 61.0  # the cached lists have expired
+    started = time.monotonic()
+    assert penchant.popularity() is first  # the previous lists, at once:
+    assert time.monotonic() - started < 0.5  # not after read_timeout (1 s) of waiting
+    # reads of profiles still go to the database (an open breaker would refuse this one)
     assert penchant.profile("a" * 32).history
     release.set()
-    penchant._popular_job.wait(10)  # type: ignore[union-attr]
+    deadline = time.monotonic() + 10
+    while penchant.popularity() is first and time.monotonic() < deadline:
+        time.sleep(0.01)  # the refresh in progress finishes and is used
     assert penchant.popularity().of("procedure", 3) == 1
     penchant.close()
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_a_forked_worker_refreshes_on_its_own(tmp_path: Any) -> None:
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_a_forked_worker_refreshes_on_its_own(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A refresh running in the parent at fork time has no thread in the child."""
-    from penchant.service import _Job
-
     penchant = _penchant(f"sqlite:///{tmp_path / 'fork.db'}", popular_ttl=60.0)
     assert penchant.track("click", "procedure", 5, user_id="a" * 32)
     assert penchant.flush(timeout=10)
-    penchant.store  # noqa: B018 - this process's store and pid, as a worker has them
-    penchant._popular_job = _Job(0.0)  # in progress, never to finish here
+    parent = os.getpid()
+    release = threading.Event()
+    real = popular.refresh
+
+    def stuck_in_the_parent(*args: Any, **kwargs: Any) -> int:
+        if os.getpid() == parent:
+            release.wait(30)  # in progress at fork time, and long after
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(popular, "refresh", stuck_in_the_parent)
+    assert not penchant.refresh_popularity(timeout=0.05)  # started, not finished
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child reports through its exit code
         ok = penchant.popularity().of("procedure", 5) == 1
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
+    release.set()
     assert os.waitstatus_to_exitcode(status) == 0
-    penchant._popular_job.set()
     penchant.close()

@@ -22,6 +22,7 @@ from penchant.storage.store import Store
 
 Event = Callable[..., Interaction]
 Deltas = Callable[[Sequence[Interaction]], list[AffinityDelta]]
+RowOf = Callable[[Interaction], dict[str, object]]
 
 
 def visitor(n: int) -> str:
@@ -30,12 +31,9 @@ def visitor(n: int) -> str:
 
 @pytest.fixture(params=["json", "executemany"])
 def sqlite_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    store = Store(f"sqlite:///{tmp_path / 'batch.db'}")
+    store = Store(f"sqlite:///{tmp_path / 'batch.db'}", fast_batches=request.param == "json")
     store.create_all()
-    if request.param == "executemany":
-        store._sqlite_json = False
-    else:
-        assert store._sqlite_json, "this SQLite has no JSON functions"
+    assert store.batch_path == request.param, "this SQLite has no JSON functions"
     try:
         yield store
     finally:
@@ -59,7 +57,7 @@ def raw_rows(store: Store) -> list[tuple[object, ...]]:
 
 
 def test_rows_are_stored_as_sqlalchemy_stores_them(
-    sqlite_store: Store, tmp_path: Path, ev: Event, deltas: Deltas, rate: float
+    sqlite_store: Store, tmp_path: Path, ev: Event, deltas: Deltas, rate: float, row_of: RowOf
 ) -> None:
     moments = [
         datetime(2024, 3, 1, 12, 0, 0),  # no microseconds: still written with six digits
@@ -83,7 +81,7 @@ def test_rows_are_stored_as_sqlalchemy_stores_them(
     reference.create_all()
     try:
         with reference.engine.begin() as conn:
-            conn.execute(user_interactions.insert(), [Store._row(e) for e in batch])
+            conn.execute(user_interactions.insert(), [row_of(e) for e in batch])
         assert raw_rows(sqlite_store) == raw_rows(reference)
     finally:
         reference.dispose()
@@ -147,23 +145,22 @@ def affinity_rows(store: Store) -> list[tuple[object, ...]]:
 def test_the_set_based_affinity_upsert_stores_what_the_per_row_upsert_stores(
     tmp_path: Path, ev: Event, deltas: Deltas, rate: float, t0: datetime
 ) -> None:
-    stores = [Store(f"sqlite:///{tmp_path / name}.db") for name in ("set", "rows")]
-    set_based, per_row = stores
-    assert set_based._sqlite_set_upsert, "this SQLite lacks pow() or upsert row values"
-    per_row._sqlite_set_upsert = False
+    set_based = Store(f"sqlite:///{tmp_path / 'set.db'}")
+    per_row = Store(f"sqlite:///{tmp_path / 'rows.db'}", fast_batches=False)
+    stores = [set_based, per_row]
     used: list[str] = []
-    real = Store._apply_deltas_sqlite
 
-    def counted(self: Store, *args: object) -> None:
-        used.append(str(self.url.database))
-        real(self, *args)  # type: ignore[arg-type]
+    def counted(conn: sa.Connection, cursor: object, statement: str, *args: object) -> None:
+        # the set-based upsert reads the batch's deltas from a temporary table
+        if "INTO user_category_affinity" in statement and "FROM temp." in statement:
+            used.append(str(conn.engine.url.database))
 
     kinds = ["view", "click", "search", "form_submit"]
     targets = [("procedure", 10), ("procedure", 20), ("doctor", 100), ("procedure", 30)]
+    for store in stores:
+        store.create_all()
+    sa.event.listen(sa.Engine, "before_cursor_execute", counted)
     try:
-        for store in stores:
-            store.create_all()
-        Store._apply_deltas_sqlite = counted  # type: ignore[method-assign]
         for day in range(15):
             # uneven gaps: fractions of a second, hours, and events older than the row
             batch = [
@@ -180,9 +177,10 @@ def test_the_set_based_affinity_upsert_stores_what_the_per_row_upsert_stores(
             for store in stores:
                 store.record(batch, deltas, rate)
     finally:
-        Store._apply_deltas_sqlite = real  # type: ignore[method-assign]
+        sa.event.remove(sa.Engine, "before_cursor_execute", counted)
         for store in stores:
             store.dispose()
-    assert used and set(used) == {set_based.url.database}
+    assert used, "this SQLite lacks pow() or upsert row values"
+    assert set(used) == {set_based.url.database}
     # the same text, the same floats to the last bit
     assert affinity_rows(set_based) == affinity_rows(per_row) != []

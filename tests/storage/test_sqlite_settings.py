@@ -40,16 +40,16 @@ def test_writes_share_one_connection_with_a_larger_cache(tmp_path: Path) -> None
     try:
         writers = set()
         for _ in range(5):
-            with store._begin(write=True) as conn:
+            with store.transaction(write=True) as conn:
                 writers.add(id(conn.connection.dbapi_connection))
                 cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
         assert len(writers) == 1
         assert cache == -16384  # KiB: 16 MB
-        with store._begin() as conn:
+        with store.transaction() as conn:
             assert id(conn.connection.dbapi_connection) not in writers
         # a second writer thread waits for the connection, then writes
         done: list[str] = []
-        with store._begin(write=True):
+        with store.transaction(write=True):
             thread = threading.Thread(
                 target=lambda: done.append(store.set_meta_if_absent("probe", "yes"))
             )

@@ -8,6 +8,7 @@ same rows.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
@@ -18,10 +19,11 @@ import sqlalchemy as sa
 from penchant.engine.affinity import AffinityDelta, AffinityState
 from penchant.engine.events import Interaction
 from penchant.storage.schema import dead_letter, user_interactions
-from penchant.storage.store import Store, StoreUnavailable, _copy_text, _json_text
+from penchant.storage.store import Store, StoreUnavailable, copy_text
 
 Event = Callable[..., Interaction]
 Deltas = Callable[[Sequence[Interaction]], list[AffinityDelta]]
+RowOf = Callable[[Interaction], dict[str, object]]
 
 AWKWARD = [
     "tab\there",
@@ -41,17 +43,19 @@ def visitor(n: int) -> str:
     return f"{n:032x}"
 
 
-@pytest.fixture(params=["copy", "insert", "executemany"])
-def path_store(request: pytest.FixtureRequest, store: Store) -> Iterator[Store]:
-    """The store, with the COPY path on (PostgreSQL's default) or off; on SQLite,
-    with the one-statement JSON batch (its default) or the driver's executemany."""
-    if request.param == "insert":
-        store._copy_batches = False
-    elif request.param == "executemany":
-        store._sqlite_json = False
-    elif not store._copy_batches:
-        pytest.skip("COPY is PostgreSQL's path")
-    yield store
+@pytest.fixture(params=["fast", "plain"])
+def path_store(request: pytest.FixtureRequest, database_url: str) -> Iterator[Store]:
+    """A store on a fresh database whose batches go in the fast way (COPY on
+    PostgreSQL, one JSON statement on SQLite) or the plain one (executemany)."""
+    fast = request.param == "fast"
+    store = Store(database_url, fast_batches=fast)
+    store.create_all()
+    try:
+        expected = ("copy" if store.dialect == "postgresql" else "json") if fast else "executemany"
+        assert store.batch_path == expected
+        yield store
+    finally:
+        store.dispose()
 
 
 def stored_rows(store: Store) -> dict[tuple[str, str], tuple[object, ...]]:
@@ -78,7 +82,7 @@ def expected_row(e: Interaction) -> tuple[object, ...]:
         e.interaction_type,
         e.target_type,
         e.target_id,
-        _json_text(e.extra_data),
+        None if e.extra_data is None else json.dumps(e.extra_data, separators=(",", ":")),
         e.timestamp,
     )
 
@@ -111,9 +115,10 @@ def test_awkward_values_are_stored_exactly(
     rate: float,
     t0: datetime,
     caplog: pytest.LogCaptureFixture,
+    row_of: RowOf,
 ) -> None:
     batch = awkward_batch(ev, t0)
-    assert _copy_text([path_store._row(e) for e in batch]) is not None  # COPY can carry them
+    assert copy_text([row_of(e) for e in batch]) is not None  # COPY can carry them
     with caplog.at_level(logging.WARNING, logger="personalization"):
         result = path_store.record(batch, deltas, rate)
     assert "row by row" not in caplog.text  # the batch went in whole, not by the fallback
@@ -267,15 +272,17 @@ def test_a_restarted_session_gets_a_new_staging_table(
     assert path_store.count_interactions() == 11
 
 
-def test_copy_text_leaves_other_values_to_the_insert(t0: datetime) -> None:
-    row = Store._row(
-        Interaction(visitor(1), "s", "view", "procedure", 10, t0, "e" * 32, {"a": "b"})
-    )
-    assert _copy_text([row]) == (
+def test_copy_text_leaves_other_values_to_the_insert(t0: datetime, row_of: RowOf) -> None:
+    row = row_of(Interaction(visitor(1), "s", "view", "procedure", 10, t0, "e" * 32, {"a": "b"}))
+    assert copy_text([row]) == (
         f"{visitor(1)}\ts\tview\tprocedure\t{'e' * 32}\t"
         '{"a":"b"}\t10\t2024-03-01T12:00:00\n'.encode()
     )
-    for name, value in [
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
         ("target_id", 10.0),
         ("target_id", True),
         ("session_id", b"bytes"),
@@ -283,8 +290,14 @@ def test_copy_text_leaves_other_values_to_the_insert(t0: datetime) -> None:
         ("event_id", None),
         ("user_id", "a\x00b"),
         ("session_id", "\ud800"),
-    ]:
-        assert _copy_text([row, {**row, name: value}]) is None, name
+    ],
+)
+def test_copy_text_leaves_a_batch_with_another_value_to_the_insert(
+    t0: datetime, row_of: RowOf, name: str, value: object
+) -> None:
+    row = row_of(Interaction(visitor(1), "s", "view", "procedure", 10, t0, "e" * 32, {"a": "b"}))
+    assert copy_text([row]) is not None
+    assert copy_text([row, {**row, name: value}]) is None
 
 
 def test_affinity_upserts_through_staging_match_python_arithmetic(
@@ -323,27 +336,28 @@ def test_affinity_upserts_through_staging_match_python_arithmetic(
 
 
 def test_a_connection_lost_during_copy_is_unavailable_not_bad_data(
-    pg_url: str, ev: Event, deltas: Deltas, rate: float, monkeypatch: pytest.MonkeyPatch
+    pg_url: str, ev: Event, deltas: Deltas, rate: float
 ) -> None:
     """The server ends the session just before the COPY: nothing is dead-lettered, all kept."""
     store = Store(pg_url)
     store.create_all()
     admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    original = Store._copy_into
 
-    def killed_first(self: Store, conn: sa.Connection, target: str, data: bytes) -> None:
-        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    def killed(conn: sa.Connection) -> None:
+        # the batch's transaction begins; the first statement it sends is the COPY
+        pid = conn.connection.dbapi_connection.get_backend_pid()  # type: ignore[union-attr]
         with admin.connect() as other:
             other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-        original(self, conn, target, data)
 
     try:
+        # the pool's one connection gets its staging tables with a first batch
+        assert store.record([ev(visitor(99), 10)], deltas, rate).stored == 1
         batch = [ev(visitor(i), 10) for i in range(20)]
-        monkeypatch.setattr(Store, "_copy_into", killed_first)
-        with pytest.raises(StoreUnavailable):
+        sa.event.listen(store.engine, "begin", killed, once=True)
+        with pytest.raises(StoreUnavailable) as lost:
             store.record(batch, deltas, rate)
-        monkeypatch.setattr(Store, "_copy_into", original)
-        assert store.count_interactions() == 0
+        assert "COPY" in str(getattr(lost.value.__cause__, "statement", ""))
+        assert store.count_interactions() == 1
         assert store.dead_letter_count() == 0
         result = store.record(batch, deltas, rate)  # the caller's retry
         assert (result.stored, result.dead_lettered) == (20, 0)

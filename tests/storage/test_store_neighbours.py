@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from penchant.storage.schema import item_neighbours
-from penchant.storage.store import ItemKey, Store, _pg_number_array, _pg_text_array
+from penchant.storage.store import ItemKey, Store, pg_number_array, pg_text_array
 
 
 def test_many_increments_over_many_calls_add_up_exactly(store: Store, t0: datetime) -> None:
@@ -75,10 +75,10 @@ def test_array_literals_round_trip_exactly(store: Store) -> None:
         row = conn.exec_driver_sql(
             "SELECT %(t)s::varchar[], %(f)s::float8[], %(i)s::integer[], (%(n)s::float8[])[1]",
             {
-                "t": _pg_text_array(texts),
-                "f": _pg_number_array(floats),
-                "i": _pg_number_array(ints),
-                "n": _pg_number_array([math.nan]),
+                "t": pg_text_array(texts),
+                "f": pg_number_array(floats),
+                "i": pg_number_array(ints),
+                "n": pg_number_array([math.nan]),
             },
         ).one()
     assert row[0] == texts

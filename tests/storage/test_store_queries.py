@@ -6,6 +6,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -50,33 +51,33 @@ def test_load_profile_reads_through_the_visitor_time_index(
     for start in range(0, len(crowd), 500):
         store.record(crowd[start : start + 500], deltas, rate)
     store.record(heavy, deltas, rate)
-    query = store._history_query()
+    # the history query as load_profile sends it, with its parameters
+    sent: list[tuple[str, Any]] = []
+
+    def history_query(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if "FROM user_interactions" in statement and "ORDER BY" in statement:
+            sent.append((statement, parameters))
+
+    sa.event.listen(store.engine, "before_cursor_execute", history_query)
+    try:
+        assert len(store.load_profile(visitor(9999)).history) == 50
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", history_query)
+    ((sql, parameters),) = sent
     with store.engine.connect() as conn:
         if store.dialect == "sqlite":
             conn.exec_driver_sql("ANALYZE")
-            plan = " ".join(
-                str(row[-1])
-                for row in conn.execute(
-                    sa.text("EXPLAIN QUERY PLAN " + query.element.text),
-                    {"user_id": visitor(9999), "limit": 50},
-                )
-            )
+            explained = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, parameters)
+            plan = " ".join(str(row[-1]) for row in explained)
         else:
             conn.exec_driver_sql("ANALYZE user_interactions")
             conn.exec_driver_sql("SET enable_seqscan = off")  # a tiny table would be scanned
-            sql = str(query.compile(dialect=store.engine.dialect))
-            plan = " ".join(
-                row[0]
-                for row in conn.exec_driver_sql(
-                    "EXPLAIN " + sql, {"user_id": visitor(9999), "limit": 50}
-                )
-            )
+            plan = " ".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + sql, parameters))
     if store.dialect == "sqlite":
         assert "idx_user_interactions_user_time" in plan and "TEMP B-TREE" not in plan
     else:  # an index on the visitor, never a walk along the time index or the table
         assert "Index Cond: ((user_id)" in plan
         assert "Seq Scan" not in plan and "idx_user_interactions_timestamp" not in plan
-    assert len(store.load_profile(visitor(9999)).history) == 50
 
 
 def test_recent_history_per_visitor(

@@ -397,54 +397,16 @@ def test_submit_never_raises(deltas: Deltas) -> None:
     writer.close(timeout=2)
 
 
-def test_a_writer_thread_killed_by_a_bug_is_restarted_by_the_next_submit(
-    make_writer: MakeWriter,
-    sqlite_store: CountingStore,
-    ev: Event,
-    deltas: Deltas,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    writer = make_writer(lambda: sqlite_store, deltas, batch_size=5, flush_interval=0.01)
-    real = writer._succeeded
-    calls: list[int] = []
-
-    def broken_once(batch: list[tuple[int, Interaction]], result: RecordResult) -> None:
-        calls.append(len(batch))
-        if len(calls) == 1:
-            raise RuntimeError("bug in the books")
-        real(batch, result)
-
-    monkeypatch.setattr(writer, "_succeeded", broken_once)
-    first = [ev(visitor(i), 10) for i in range(5)]
-    for event in first:
-        writer.submit(event)
-    wait_for(lambda: "writer thread failed" in caplog.text)
-    wait_for(lambda: not writer.running)
-    dead = writer._thread
-    assert dead is not None
-    dead.join(5)
-    assert not dead.is_alive()
-    second = [ev(visitor(i), 11) for i in range(3)]
-    for event in second:
-        assert writer.submit(event)
-    assert writer.flush(timeout=20)
-    assert writer._thread is not dead
-    stats = writer.stats()
-    # the batch the dead thread held is written again: its rows are already there
-    assert (stats.stored + stats.duplicates, stats.in_flight) == (8, 0)
-    assert sqlite_store.count_interactions() == 8
-    assert balanced(stats)
-
-
 class ListIntake:
     """Work handed to the writer before it is an event: each entry submits one."""
 
     def __init__(self) -> None:
         self.items: list[Callable[[], object]] = []
         self.drained_by: list[str] = []
+        self.looked = 0  # how often the writer asked how much it holds
 
     def __len__(self) -> int:
+        self.looked += 1
         return len(self.items)
 
     def drain(self) -> None:
@@ -453,6 +415,51 @@ class ListIntake:
             self.drained_by.append(threading.current_thread().name)
         for item in items:
             item()
+
+
+class IntakeBrokenOnce(ListIntake):
+    """An intake whose first drain fails: a bug on the writer's thread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken_in: list[threading.Thread] = []
+
+    def drain(self) -> None:
+        if not self.broken_in:
+            self.broken_in.append(threading.current_thread())
+            raise RuntimeError("bug in the hand-over")
+        super().drain()
+
+
+def test_a_writer_thread_killed_by_a_bug_is_restarted_by_the_next_submit(
+    make_writer: MakeWriter,
+    sqlite_store: CountingStore,
+    ev: Event,
+    deltas: Deltas,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    intake = IntakeBrokenOnce()
+    writer = make_writer(
+        lambda: sqlite_store, deltas, batch_size=5, flush_interval=0.01, intake=intake
+    )
+    intake.items.extend(functools.partial(writer.submit, ev(visitor(i), 10)) for i in range(5))
+    writer.wake()  # a batch is due: the thread drains the hand-over, and dies of it
+    wait_for(lambda: "writer thread failed" in caplog.text)
+    (dead,) = intake.broken_in
+    dead.join(5)
+    assert not dead.is_alive() and not writer.running
+    assert len(intake) == 5  # what it held still waits
+    second = [ev(visitor(i), 11) for i in range(3)]
+    assert writer.submit(second[0])
+    assert writer.running  # the submit started a new thread
+    for event in second[1:]:
+        assert writer.submit(event)
+    wait_for(lambda: writer.stats().stored == 8)
+    assert intake.drained_by == ["penchant-writer"]
+    stats = writer.stats()
+    assert (stats.stored, stats.duplicates, stats.in_flight) == (8, 0, 0)
+    assert sqlite_store.count_interactions() == 8
+    assert balanced(stats)
 
 
 def test_the_intake_is_drained_by_the_writers_thread_when_its_batch_is_due(
@@ -478,10 +485,10 @@ def test_a_full_intake_is_drained_without_waiting_for_the_interval(
     writer = make_writer(
         lambda: sqlite_store, deltas, batch_size=5, flush_interval=3600.0, intake=intake
     )
-    writer.submit(ev(visitor(0), 10))  # starts the thread, which waits the hour
+    writer.submit(ev(visitor(0), 10))  # starts the thread, which waits the hour ...
+    wait_for(lambda: intake.looked > 0)  # ... once it has found the intake empty
     intake.items.extend(functools.partial(writer.submit, ev(visitor(n), 10)) for n in range(1, 5))
-    with writer._cond:
-        writer._cond.notify_all()  # a wake-up: the queue and the intake make a batch
+    writer.wake()  # the hand-over has work: the queue and the intake make a batch
     wait_for(lambda: writer.stats().stored == 5)
     assert sqlite_store.batches == [5]
 

@@ -1,0 +1,162 @@
+"""Retention runs because the site is visited: once its first delay is over, a page
+view starts the retention run in the background, and the rows older than
+``retention_days`` are gone while the recent ones stay.
+
+Time moves through the clocks the service is given (``clock=`` for the dates,
+``timer=`` for the schedule); the test waits only for the background run to end.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from penchant import Penchant
+from tests.reliability.sites import engine_for, small_catalog, starlette_site, wsgi_site
+from tests.security.helpers import SAME_ORIGIN
+
+pytestmark = pytest.mark.date_sensitive
+
+PEER = "198.51.100.30"
+#: Longer than the first delay before a process's first retention run (60 s).
+PAST_FIRST_DELAY = 61.0
+
+
+class Clock:
+    """A clock the test sets: ``clock.now`` is what the service reads."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Timer:
+    """Monotonic seconds the test moves forward."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def __call__(self) -> float:
+        return self.seconds
+
+
+class Site:
+    """A host app wrapped by penchant, through one adapter; ``get`` is a same-site
+    browser's page view, returning the status."""
+
+    def __init__(self, adapter: str, penchant: Penchant) -> None:
+        # penchant.asgi() and .wsgi() run on the service's timer (Penchant(timer=...)):
+        # a core of their own on the process's monotonic clock once kept a test from
+        # moving the retention schedule.
+        if adapter == "asgi":
+            from starlette.testclient import TestClient
+
+            self._asgi = TestClient(penchant.asgi(starlette_site()), client=(PEER, 50000))
+        else:
+            with warnings.catch_warnings():
+                # webtest still imports the cgi module (deprecated since Python 3.11).
+                warnings.simplefilter("ignore", DeprecationWarning)
+                import webtest
+
+            self._wsgi = webtest.TestApp(
+                penchant.wsgi(wsgi_site()), extra_environ={"REMOTE_ADDR": PEER}
+            )
+        self.adapter = adapter
+
+    def get(self, path: str) -> int:
+        if self.adapter == "asgi":
+            return self._asgi.get(path, headers=SAME_ORIGIN).status_code
+        return int(self._wsgi.get(path, headers=SAME_ORIGIN).status_int)
+
+
+@pytest.fixture(params=["asgi", "wsgi"])
+def adapter(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def clock(now: datetime) -> Clock:
+    return Clock(now)
+
+
+@pytest.fixture
+def timer() -> Timer:
+    return Timer()
+
+
+@pytest.fixture
+def penchant(database_url: str, clock: Clock, timer: Timer) -> Iterator[Penchant]:
+    """A service that keeps 30 days, on the test's clock and timer."""
+    service = Penchant(
+        database_url=database_url,
+        secret_key="retention-traffic-0123456789abcdef",
+        catalog=small_catalog(),
+        url_patterns={"/procedures/{id}": "procedure"},
+        holdout=0.0,
+        flush_interval=0.05,
+        retention_days=30,
+        clock=clock,
+        timer=timer,
+    )
+    yield service
+    service.close(timeout=5.0)
+
+
+def stored_views(database_url: str) -> set[tuple[int, datetime]]:
+    """(procedure, time) of every stored interaction."""
+    engine = engine_for(database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT target_id, timestamp FROM user_interactions"))
+            return {(int(r[0]), _naive(r[1])) for r in rows}
+    finally:
+        engine.dispose()
+
+
+def _naive(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
+    """Whether ``condition`` holds within ``seconds`` (a background thread's work)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_page_views_start_the_retention_run_that_deletes_old_rows(
+    adapter: str,
+    penchant: Penchant,
+    clock: Clock,
+    timer: Timer,
+    database_url: str,
+    now: datetime,
+) -> None:
+    site = Site(adapter, penchant)
+    forty_days_ago = now - timedelta(days=40)
+    clock.now = forty_days_ago
+    assert site.get("/procedures/1") == 200
+    clock.now = now
+    assert site.get("/procedures/2") == 200
+    assert penchant.flush(10)
+    # Within the first delay, page views leave the old row alone.
+    assert stored_views(database_url) == {(1, forty_days_ago), (2, now)}
+
+    timer.seconds = PAST_FIRST_DELAY
+    assert site.get("/procedures/3") == 200
+    assert penchant.flush(10)
+    assert wait_for(lambda: (1, forty_days_ago) not in stored_views(database_url)), (
+        "no retention run deleted the 40-day-old row"
+    )
+    assert stored_views(database_url) == {(2, now), (3, now)}
