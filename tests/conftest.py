@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from tests.harness import ADAPTERS, Timer
+
 # The read deadline protects a live site from a hung database; on a loaded test machine a
 # slow but healthy read must not turn into popular content, so tests wait longer.
 os.environ.setdefault("PENCHANT_READ_TIMEOUT", "10")
@@ -137,6 +139,18 @@ def pg_url() -> Iterator[str]:
         yield url
     finally:
         drop_pg_database(url)
+
+
+@pytest.fixture(params=ADAPTERS)
+def adapter(request: pytest.FixtureRequest) -> str:
+    """The small site's adapter, "asgi" or "wsgi" (:func:`tests.harness.site_client`)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def timer() -> Timer:
+    """Monotonic seconds for ``Penchant(timer=...)``, moved by the test."""
+    return Timer()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from penchant import Catalog, Category, Item, Penchant
+from tests.harness import Timer
 
 TTL = 300.0
 
@@ -42,22 +43,9 @@ class Loader:
         return self.current
 
 
-class Timer:
-    def __init__(self) -> None:
-        self.seconds = 0.0
-
-    def __call__(self) -> float:
-        return self.seconds
-
-
 @pytest.fixture
 def loader() -> Loader:
     return Loader(SPRING)
-
-
-@pytest.fixture
-def timer() -> Timer:
-    return Timer()
 
 
 @pytest.fixture

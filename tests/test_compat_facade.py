@@ -10,7 +10,6 @@ lengths (6 categories, 6 procedures, 9 doctors).
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from penchant import Catalog, Category, Item, Penchant, PersonalizationEngine
-from tests.reliability.sites import engine_for
+from tests.harness import engine_for, webtest_app
 
 KEY = "compat-facade-0123456789abcdef"
 USER_AGENT = (
@@ -83,15 +82,6 @@ def configure() -> Iterator[Callable[..., Penchant]]:
     PersonalizationEngine.configure(Penchant())
 
 
-def _webtest(app: Any, **environ: Any) -> Any:
-    with warnings.catch_warnings():
-        # webtest still imports the cgi module (deprecated since Python 3.11).
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import webtest
-
-    return webtest.TestApp(app, extra_environ=environ)
-
-
 def from_flask() -> str:
     from flask import Flask, request
 
@@ -127,7 +117,8 @@ def from_wsgi() -> str:
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [found.encode()]
 
-    return str(_webtest(app, REMOTE_ADDR=ADDRESS).get("/", headers=HEADERS).text)
+    client = webtest_app(app, extra_environ={"REMOTE_ADDR": ADDRESS})
+    return str(client.get("/", headers=HEADERS).text)
 
 
 def from_bare_environ() -> str:

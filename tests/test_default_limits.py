@@ -9,7 +9,6 @@ The lengths do not depend on the database, so one SQLite file serves.
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 
 from penchant import Catalog, Category, Item, Penchant
+from tests.harness import webtest_app
 
 CATALOG = Catalog(
     [Category(c, f"Category {c}") for c in range(1, 9)],
@@ -93,12 +93,7 @@ def from_asgi_view(penchant: Penchant, content_type: str) -> list[int]:
 
 
 def from_wsgi_view(penchant: Penchant, content_type: str) -> list[int]:
-    with warnings.catch_warnings():
-        # webtest still imports the cgi module (deprecated since Python 3.11).
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import webtest
-
-    reply = webtest.TestApp(_wsgi_app(penchant)).get(f"/lists/{content_type}", headers=BROWSER)
+    reply = webtest_app(_wsgi_app(penchant)).get(f"/lists/{content_type}", headers=BROWSER)
     return list(reply.json)
 
 

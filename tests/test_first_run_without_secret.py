@@ -15,13 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from penchant import Penchant
-from tests.reliability.sites import SiteClient, engine_for, small_catalog
+from tests.harness import engine_for, site_client, small_catalog
 from tests.security.helpers import SAME_ORIGIN
-
-
-@pytest.fixture(params=["asgi", "wsgi"])
-def adapter(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture
@@ -41,7 +36,7 @@ def penchant(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pen
 def test_the_first_page_views_on_an_empty_database_are_stored(
     adapter: str, penchant: Penchant, database_url: str
 ) -> None:
-    client = SiteClient(adapter, penchant)
+    client = site_client(adapter, penchant)
     try:
         for path in ("/", "/procedures/4", "/procedures/7"):
             assert client.get(path, headers=SAME_ORIGIN).status == 200

@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from penchant import Catalog, Category, Item, Penchant, Recommendation
+from tests.harness import Timer
 
 CATALOG = Catalog(
     [Category(1, "Injectables"), Category(2, "Laser")],
@@ -63,21 +64,6 @@ def reads_held(database_url: str) -> Iterator[None]:
     finally:
         pg.rollback()
         pg.close()
-
-
-class Timer:
-    """Monotonic seconds the test moves forward (the read breaker's pause counts them)."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-
-    def __call__(self) -> float:
-        return self.seconds
-
-
-@pytest.fixture
-def timer() -> Timer:
-    return Timer()
 
 
 @pytest.fixture

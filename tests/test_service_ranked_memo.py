@@ -6,20 +6,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from penchant import Catalog, Category, Item, Penchant
+from tests.harness import Clock
 
 CATALOG = Catalog(
     [Category(1, "Injectables"), Category(2, "Laser")],
     [Item("procedure", i, f"P{i}", ((i % 2) + 1,)) for i in range(1, 9)],
 )
 VISITOR = "m" * 32
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 30, 12, 0, 0)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def _ranking_calls(penchant: Penchant, monkeypatch: Any) -> list[str]:
@@ -39,7 +32,7 @@ def _ranking_calls(penchant: Penchant, monkeypatch: Any) -> list[str]:
 def test_lists_are_reused_until_profile_popularity_catalog_or_time_moves(
     database_url: str, monkeypatch: Any
 ) -> None:
-    clock = Clock()
+    clock = Clock(datetime(2026, 11, 30, 12, 0, 0))
     penchant = Penchant(
         database_url=database_url,
         secret_key="k-0123456789abcdef",

@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from penchant import Penchant
 from tests.browser.chromium import CHROMIUM, DESKTOP_USER_AGENT, chromium_args, require_chromium
-from tests.middleware.hosts import URL_PATTERNS, catalog, rows
+from tests.harness import URL_PATTERNS, all_rows, catalog
 
 pytestmark = pytest.mark.browser
 
@@ -123,7 +123,7 @@ def test_opting_out_in_the_browser_leaves_nothing(
             page.wait_for_url("**/procedures/*")
             page.goto(f"{base}/procedures/4")
             assert penchant.flush(timeout=5.0)
-            recorded = rows(url)
+            recorded = all_rows(url)
             assert {r["interaction_type"] for r in recorded} >= {"view", "click"}
 
             page.click("#privacy")
@@ -131,7 +131,7 @@ def test_opting_out_in_the_browser_leaves_nothing(
             page.wait_for_url("**/personalization/privacy")
             assert "you opted out" in page.content()
             assert penchant.flush(timeout=5.0)
-            assert rows(url) == []
+            assert all_rows(url) == []
             reached = penchant.health()["accepted"]
 
             # Browse on: the server records no view, the tracker sends no click.
@@ -147,7 +147,7 @@ def test_opting_out_in_the_browser_leaves_nothing(
             assert penchant.flush(timeout=5.0)
             # Nothing reached penchant at all: not even a beacon to drop.
             assert penchant.health()["accepted"] == reached
-            assert rows(url) == []
+            assert all_rows(url) == []
             assert penchant.health()["stored"] == len(recorded)
     finally:
         context.close()

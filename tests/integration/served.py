@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from penchant import Penchant
 from penchant.middleware.integrations import init_flask
-from tests.middleware.hosts import URL_PATTERNS, catalog
+from tests.harness import URL_PATTERNS, catalog
 
 __all__ = ["asgi_app", "wsgi_app"]
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from penchant import Penchant
-from tests.middleware.hosts import (
+from tests.harness import (
     HOSTS,
     Client,
-    make_client,
+    host_client,
     make_penchant,
     make_penchant_with_database_down,
 )
@@ -27,7 +27,7 @@ def sqlite_url(tmp_path: Path) -> str:
 def open_site() -> Iterator[Callable[..., Client]]:
     """``open_site(kind, database_url, **settings)``: a wrapped host app and its client;
     ``open_site(kind, database_down=True, **settings)``: the same over a database that
-    is down (:data:`~tests.middleware.hosts.DOWN_DATABASE_URL`)."""
+    is down (:data:`~tests.harness.DOWN_DATABASE_URL`)."""
     opened: list[tuple[Client, Penchant]] = []
 
     def open_(
@@ -45,7 +45,7 @@ def open_site() -> Iterator[Callable[..., Client]]:
         else:
             assert database_url is not None
             penchant = make_penchant(database_url, **settings)
-        client = make_client(kind, penchant, peer=peer, secure=secure)
+        client = host_client(kind, penchant, peer=peer, secure=secure)
         opened.append((client, penchant))
         return client
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.middleware.hosts import BEACON, Client, beacon_body, rows
+from tests.harness import BEACON, Client, beacon_body, flushed_rows
 
 
 def event(
@@ -26,22 +26,17 @@ def event(
     return out
 
 
-def _stored(site: Client, url: str, kind: str | None = None) -> list[dict[str, Any]]:
-    assert site.penchant.flush(timeout=5.0)
-    return [r for r in rows(url) if kind is None or r["interaction_type"] == kind]
-
-
 def test_batch_as_text_plain_is_stored(site: Client, sqlite_url: str) -> None:
     reply = site.beacon(event(target_id=2), event("click", "doctor", 1))
     assert reply.status == 202
     assert reply.json() == {"accepted": 2, "rejected": []}
-    clicks = _stored(site, sqlite_url, "click")
+    clicks = flushed_rows(site, sqlite_url, "click")
     assert sorted((c["target_type"], c["target_id"]) for c in clicks) == [
         ("doctor", 1),
         ("procedure", 2),
     ]
     # The beacon's visitor is the page's visitor: derived from the request, not the body.
-    views = _stored(site, sqlite_url, "view")
+    views = flushed_rows(site, sqlite_url, "view")
     assert {c["user_id"] for c in clicks} == {views[0]["user_id"]}
 
 
@@ -50,7 +45,7 @@ def test_single_event_as_json_with_its_token(site: Client, sqlite_url: str) -> N
     body = json.dumps({**event(target_id=4), "token": token})
     reply = site.post(BEACON, body=body, content_type="application/json")
     assert reply.status == 202
-    assert [c["target_id"] for c in _stored(site, sqlite_url, "click")] == [4]
+    assert [c["target_id"] for c in flushed_rows(site, sqlite_url, "click")] == [4]
 
 
 def test_spa_view_maps_path_and_search_keeps_no_text(site: Client, sqlite_url: str) -> None:
@@ -60,7 +55,7 @@ def test_spa_view_maps_path_and_search_keeps_no_text(site: Client, sqlite_url: s
         event("search", "category", None, metadata={"query": "botox near me"}),
     )
     assert reply.json()["accepted"] == 3
-    stored = _stored(site, sqlite_url)
+    stored = flushed_rows(site, sqlite_url)
     spa = [(r["target_type"], r["target_id"]) for r in stored if r["interaction_type"] == "view"]
     assert ("procedure", 5) in spa
     about = [r for r in stored if r["extra_data"] and "/about" in r["extra_data"]]
@@ -89,7 +84,7 @@ def test_rejected_events_are_reported_by_index(site: Client, sqlite_url: str) ->
     assert reasons[3].startswith("target_id")
     assert reasons[4].startswith("metadata.nested")
     assert reasons[5].startswith("event_id")
-    assert len(_stored(site, sqlite_url, "click")) == 1
+    assert len(flushed_rows(site, sqlite_url, "click")) == 1
     assert site.penchant.health()["dropped"]["invalid"] == 5  # type: ignore[index]
 
 
@@ -123,7 +118,7 @@ def test_body_over_the_cap_is_413(site: Client, sqlite_url: str) -> None:
     assert len(big) > 8192
     reply = site.post(BEACON, body=big, content_type="text/plain")
     assert reply.status == 413
-    assert _stored(site, sqlite_url, "click") == []
+    assert flushed_rows(site, sqlite_url, "click") == []
 
 
 def test_policy_drops_answer_202_and_store_nothing(site: Client, sqlite_url: str) -> None:
@@ -137,7 +132,7 @@ def test_policy_drops_answer_202_and_store_nothing(site: Client, sqlite_url: str
     for reply in (forged, cross, foreign, missing, bot, opted):
         assert reply.status == 202
         assert reply.json() == {"accepted": 1, "rejected": []}
-    assert _stored(site, sqlite_url, "click") == []
+    assert flushed_rows(site, sqlite_url, "click") == []
     dropped = site.penchant.health()["dropped"]
     assert dropped["forged"] == 2  # type: ignore[index]
     assert dropped["cross_site"] == 2  # type: ignore[index]
@@ -152,14 +147,14 @@ def test_same_origin_requests_are_accepted(site: Client, sqlite_url: str) -> Non
     site.beacon(
         event(target_id=3), token=token, headers={"Origin": "http://localhost", "Host": "localhost"}
     )
-    assert sorted(c["target_id"] for c in _stored(site, sqlite_url, "click")) == [1, 2, 3]
+    assert sorted(c["target_id"] for c in flushed_rows(site, sqlite_url, "click")) == [1, 2, 3]
 
 
 def test_a_token_of_another_visitor_is_forged(site: Client, sqlite_url: str) -> None:
     other = site.token(headers={"User-Agent": "Mozilla/5.0 (Macintosh) Safari/605.1.15"})
     reply = site.beacon(event(), token=other)
     assert reply.status == 202
-    assert _stored(site, sqlite_url, "click") == []
+    assert flushed_rows(site, sqlite_url, "click") == []
     assert site.penchant.health()["dropped"]["forged"] == 1  # type: ignore[index]
 
 
@@ -169,7 +164,7 @@ def test_token_not_required_when_turned_off(
     site = open_site(host, sqlite_url, require_token=False)
     reply = site.post(BEACON, body=json.dumps(event(target_id=6)), content_type="text/plain")
     assert reply.status == 202
-    assert [c["target_id"] for c in _stored(site, sqlite_url, "click")] == [6]
+    assert [c["target_id"] for c in flushed_rows(site, sqlite_url, "click")] == [6]
 
 
 def test_replayed_beacon_is_stored_once(site: Client, sqlite_url: str) -> None:
@@ -177,7 +172,7 @@ def test_replayed_beacon_is_stored_once(site: Client, sqlite_url: str) -> None:
     same = event(target_id=2)
     site.beacon(same, token=token)
     site.beacon(same, token=token)
-    assert len(_stored(site, sqlite_url, "click")) == 1
+    assert len(flushed_rows(site, sqlite_url, "click")) == 1
 
 
 def test_visitor_rate_limit(host: str, sqlite_url: str, open_site: Callable[..., Client]) -> None:
@@ -186,7 +181,7 @@ def test_visitor_rate_limit(host: str, sqlite_url: str, open_site: Callable[...,
     first = site.beacon(*[event(target_id=i) for i in range(1, 3)], token=token)
     second = site.beacon(*[event(target_id=i) for i in range(3, 6)], token=token)
     assert first.status == second.status == 202
-    assert len(_stored(site, sqlite_url, "click")) == 3
+    assert len(flushed_rows(site, sqlite_url, "click")) == 3
     assert site.penchant.health()["dropped"]["rate_limited"] == 2  # type: ignore[index]
 
 
@@ -195,7 +190,7 @@ def test_form_submit_keeps_no_field_value(site: Client, sqlite_url: str) -> None
         event("form_submit", "procedure", 2, metadata={"form": "consultation"}),
         event("form_submit", "page", None, path="/contact", metadata={"form": "jane@example.com"}),
     )
-    stored = _stored(site, sqlite_url, "form_submit")
+    stored = flushed_rows(site, sqlite_url, "form_submit")
     assert len(stored) == 2
     assert all("jane@example.com" not in (r["extra_data"] or "") for r in stored)
 
@@ -204,6 +199,6 @@ def test_server_side_track_from_a_view(site: Client, sqlite_url: str) -> None:
     reply = site.post("/form", body="name=Jane", content_type="application/x-www-form-urlencoded")
     assert reply.status == 200
     assert "tracked True" in reply.text
-    (stored,) = _stored(site, sqlite_url, "form_submit")
+    (stored,) = flushed_rows(site, sqlite_url, "form_submit")
     assert (stored["target_type"], stored["target_id"]) == ("procedure", 1)
     assert json.loads(stored["extra_data"]) == {"form": "consultation"}

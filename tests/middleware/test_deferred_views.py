@@ -24,13 +24,13 @@ from penchant.engine import fingerprint as fingerprints
 from penchant.middleware.core import Core
 from penchant.middleware.facts import RequestFacts
 from penchant.middleware.personalization import Personalization
-from tests.middleware.hosts import BROWSER, PLAIN, Client, make_penchant, rows
+from tests.harness import BROWSER, PLAIN, Client, all_rows, make_penchant
 
 
 def _wait_for_rows(url: str, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while True:
-        found = rows(url)
+        found = all_rows(url)
         if len(found) >= n or time.monotonic() > deadline:
             return found
         time.sleep(0.02)
@@ -66,12 +66,12 @@ def test_a_procedure_page_moves_the_next_page_before_anything_is_written(
     before = site.get("/").text
     assert before.index("Botox") < before.index("Tummy tuck")
     assert site.get("/procedures/5").status == 200  # Liposuction, in Body
-    assert rows(sqlite_url) == []
+    assert all_rows(sqlite_url) == []
     after = site.get("/").text
     assert after.index("Tummy tuck") < after.index("Botox")
     assert "Because you like Body" in after
     site.penchant.flush(timeout=5.0)
-    stored = [(r["target_type"], r["target_id"]) for r in rows(sqlite_url)]
+    stored = [(r["target_type"], r["target_id"]) for r in all_rows(sqlite_url)]
     assert stored == [("page", None), ("procedure", 5), ("page", None)]
 
 
@@ -86,7 +86,7 @@ def test_page_views_beyond_the_queue_are_counted_not_kept(
     assert health["dropped"]["queue_full"] == 1  # type: ignore[index]
     assert health["accepted"] == 3
     assert site.penchant.flush(timeout=5.0)
-    assert len(rows(sqlite_url)) == 2
+    assert len(all_rows(sqlite_url)) == 2
 
 
 def test_a_page_view_keeps_only_what_its_event_needs(
@@ -98,7 +98,7 @@ def test_a_page_view_keeps_only_what_its_event_needs(
     ((waiting, _),) = site.penchant.handed_over()
     assert not any(isinstance(part, RequestFacts | Personalization) for part in waiting)
     assert site.penchant.flush(timeout=5.0)
-    (view,) = rows(sqlite_url)
+    (view,) = all_rows(sqlite_url)
     assert len(view["user_id"]) == 32
 
 
@@ -118,7 +118,7 @@ def test_a_failure_off_the_request_is_logged_and_counted(
     assert site.get("/plain").text == PLAIN
     assert site.core.stats()["middleware_errors"] == 0  # the request saw nothing of it
     assert site.penchant.flush(timeout=5.0)
-    assert rows(sqlite_url) == []
+    assert all_rows(sqlite_url) == []
     assert "page view recording failed" in caplog.text
     assert "broken on purpose" in caplog.text
     assert site.core.stats()["middleware_errors"] == 1

@@ -14,9 +14,7 @@ adapter, the opt-in through both.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,28 +23,21 @@ import sqlalchemy as sa
 
 from penchant import Penchant
 from tests.conftest import drop_pg_database
-from tests.reliability.sites import SiteClient, count_rows, small_catalog
-from tests.security.helpers import SAME_ORIGIN
+from tests.harness import Client, count_rows, site_client, small_catalog, tables_locked
+from tests.security.helpers import SAME_ORIGIN, OpenSite
 
 P = "/personalization"
 JSON = {**SAME_ORIGIN, "Accept": "application/json"}
 SECRET = "endpoint-failures-0123456789abcdef"
 NOT_DELETED = "your data could not be deleted right now; nothing was deleted: try again shortly"
 
-OpenSite = Callable[..., tuple[SiteClient, Penchant]]
-
-
-@pytest.fixture(params=["asgi", "wsgi"])
-def adapter(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
 
 @pytest.fixture
 def open_site() -> Iterator[OpenSite]:
     """``open_site(adapter, database_url, **settings)`` -> (client, penchant)."""
-    opened: list[tuple[SiteClient, Penchant]] = []
+    opened: list[tuple[Client, Penchant]] = []
 
-    def open_(adapter: str, database_url: str, **settings: Any) -> tuple[SiteClient, Penchant]:
+    def open_(adapter: str, database_url: str, **settings: Any) -> tuple[Client, Penchant]:
         options: dict[str, Any] = {
             "catalog": small_catalog(),
             "url_patterns": {"/procedures/{id}": "procedure"},
@@ -55,7 +46,7 @@ def open_site() -> Iterator[OpenSite]:
         }
         options.update(settings)
         penchant = Penchant(database_url=database_url, **options)
-        client = SiteClient(adapter, penchant)
+        client = site_client(adapter, penchant)
         opened.append((client, penchant))
         return client, penchant
 
@@ -63,34 +54,6 @@ def open_site() -> Iterator[OpenSite]:
     for client, penchant in opened:
         client.close()
         penchant.close(timeout=1.0)
-
-
-@contextmanager
-def tables_locked(database_url: str) -> Iterator[None]:
-    """SQLite's write lock, or PostgreSQL's tables, held by another connection."""
-    url = sa.make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        conn = sqlite3.connect(str(url.database), isolation_level=None)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        finally:
-            conn.execute("ROLLBACK")
-            conn.close()
-        return
-    import psycopg2
-
-    pg = psycopg2.connect(database_url)
-    try:
-        with pg.cursor() as cursor:
-            cursor.execute(
-                "LOCK TABLE user_interactions, user_category_affinity, penchant_exposures"
-                " IN ACCESS EXCLUSIVE MODE"
-            )
-        yield
-    finally:
-        pg.rollback()
-        pg.close()
 
 
 def make_gone(database_url: str) -> None:
@@ -111,15 +74,15 @@ def sets_opt_out(reply: Any) -> bool:
     return any(c.startswith("penchant_optout=1;") for c in reply.all("Set-Cookie"))
 
 
-def _delete(client: SiteClient) -> Any:
+def _delete(client: Client) -> Any:
     return client.request("DELETE", f"{P}/my-data", headers=JSON)
 
 
-def _delete_form(client: SiteClient) -> Any:
+def _delete_form(client: Client) -> Any:
     return client.post(f"{P}/my-data/delete", headers=JSON)
 
 
-def _opt_out(client: SiteClient) -> Any:
+def _opt_out(client: Client) -> Any:
     return client.post(f"{P}/opt-out", headers=JSON)
 
 
@@ -140,7 +103,7 @@ ERASURES = [
 def test_an_erasure_the_locked_database_cannot_do_in_time_is_a_503(
     database_url: str,
     open_site: OpenSite,
-    ask: Callable[[SiteClient], Any],
+    ask: Callable[[Client], Any],
     answer: dict[str, object],
     opts_out: bool,
 ) -> None:
@@ -165,7 +128,7 @@ def test_an_erasure_and_its_retry_without_a_database_or_a_secret_are_503s(
     database_url: str,
     open_site: OpenSite,
     monkeypatch: pytest.MonkeyPatch,
-    ask: Callable[[SiteClient], Any],
+    ask: Callable[[Client], Any],
     answer: dict[str, object],
     opts_out: bool,
 ) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.middleware.hosts import BEACON, Client
+from tests.harness import BEACON, Client
 
 PREFIX = "/personalization"
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.middleware.hosts import HOSTS, PLAIN, STATIC, Client, rows
+from tests.harness import HOSTS, PLAIN, STATIC, Client, all_rows
 
 
 @pytest.mark.parametrize("host", HOSTS)
@@ -97,7 +97,7 @@ def test_read_your_writes(host: str, sqlite_url: str, open_site: Callable[..., C
             "event_id": uuid.uuid4().hex,
         }
     )
-    assert rows(sqlite_url) == []
+    assert all_rows(sqlite_url) == []
     after = site.get("/").text
     # The visitor's click on Liposuction (Body) now leads with the other Body procedure.
     assert after.index("Tummy tuck") < after.index("Botox")
@@ -131,7 +131,7 @@ def test_kill_switch_runs_the_app_unchanged_with_popular_content(
     assert recs["personalized"] is False
     assert len(recs["recommendations"]) == 6
     site.penchant.flush(timeout=5.0)
-    assert rows(sqlite_url) == []
+    assert all_rows(sqlite_url) == []
 
 
 def test_without_a_secret_a_database_outage_is_not_retried_on_every_request(
@@ -173,4 +173,4 @@ def test_without_a_configured_secret_one_is_generated_and_shared(
     assert second.get("/whoami").json()["fingerprint"] == one["fingerprint"]
     first.get("/procedures/2")
     assert first.penchant.flush(timeout=5.0)
-    assert [r["target_id"] for r in rows(sqlite_url)] == [2]
+    assert [r["target_id"] for r in all_rows(sqlite_url)] == [2]

@@ -25,10 +25,10 @@ from penchant.engine.privacy import scrub
 from penchant.engine.validation import storable_text
 from penchant.middleware.core import PATH_CACHE, stored_path, stored_paths
 from penchant.middleware.facts import RequestFacts
-from tests.middleware.hosts import PLAIN, Client, make_penchant, rows
+from tests.harness import PLAIN, Client, all_rows, flushed_rows, make_penchant
 
 IP = "203.0.113.7"
-# The hosts' visitor (tests.middleware.hosts: its secret, address, browser and
+# The hosts' visitor (tests.harness: its secret, address, browser and
 # language) and the id of a session of theirs started at 2026-03-01 12:00:00.
 VISITOR = "6eb6914f5ee9e92f23ac529af765af11"
 SESSION_FROM_NOON = "136f8277ea766aef8dcf8e86fed6aa1afabd523cdc817e299ce88ea251850e50"
@@ -74,8 +74,7 @@ def test_fingerprint_cache_truncates_and_keeps_the_legacy_hash() -> None:
 
 
 def _view_user_ids(site: Client, url: str) -> list[str]:
-    assert site.penchant.flush(timeout=5.0)
-    return [str(r["user_id"]) for r in rows(url) if r["interaction_type"] == "view"]
+    return [str(r["user_id"]) for r in flushed_rows(site, url, "view")]
 
 
 def test_a_rotated_secret_makes_new_fingerprints(
@@ -137,7 +136,7 @@ def test_a_page_view_reads_the_clock_once(site: Client, sqlite_url: str) -> None
     site.penchant.clock = clock
     assert site.get("/plain").text == PLAIN
     assert site.penchant.flush(timeout=5.0)
-    (view,) = [r for r in rows(sqlite_url) if r["interaction_type"] == "view"]
+    (view,) = [r for r in all_rows(sqlite_url) if r["interaction_type"] == "view"]
     # The request's reading, the first, stamps the view ...
     assert datetime.fromisoformat(str(view["timestamp"])) == datetime(2026, 3, 1, 12, 0, 0)
     # ... and starts the session of this visitor (the test secret, address and browser)
@@ -169,7 +168,7 @@ def test_a_repeated_path_is_stored_scrubbed_every_time(site: Client, sqlite_url:
     for _ in range(2):
         assert core.record_view(facts, visitor)
     assert site.penchant.flush(timeout=5.0)
-    paths = [str(r["extra_data"]) for r in rows(sqlite_url) if r["interaction_type"] == "view"]
+    paths = [str(r["extra_data"]) for r in all_rows(sqlite_url) if r["interaction_type"] == "view"]
     assert len(paths) == 2
     assert all("jane" not in p and "[email]" in p for p in paths)
 

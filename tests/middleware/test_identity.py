@@ -17,14 +17,9 @@ from penchant.middleware.identity import (
     is_bot,
     same_origin,
 )
+from tests.harness import Clock
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, 12, 0, 0)
-
-    def __call__(self) -> datetime:
-        return self.now
+START = datetime(2026, 1, 1, 12, 0, 0)
 
 
 def test_client_address_without_trusted_proxies_is_the_peer() -> None:
@@ -96,7 +91,7 @@ def test_url_patterns() -> None:
 
 
 def test_page_tokens_bind_the_visitor_and_expire() -> None:
-    clock = Clock()
+    clock = Clock(START)
     signers = Signers((b"new", b"old"), clock)
     token = signers.page_token("a" * 32)
     assert signers.check_page_token(token, "a" * 32)
@@ -109,7 +104,7 @@ def test_page_tokens_bind_the_visitor_and_expire() -> None:
 
 
 def test_secret_rotation_keeps_old_signatures_valid() -> None:
-    clock = Clock()
+    clock = Clock(START)
     old = Signers((b"old",), clock)
     rotated = Signers((b"new", b"old"), clock)
     token = old.page_token("v" * 32)
@@ -121,7 +116,7 @@ def test_secret_rotation_keeps_old_signatures_valid() -> None:
 
 
 def test_consent_cookie_valid_tampered_expired() -> None:
-    clock = Clock()
+    clock = Clock(START)
     signers = Signers((b"k",), clock)
     value = signers.consent_value("visitor-1")
     assert signers.read_consent(value, CONSENT_MAX_AGE) == ("valid", "visitor-1")
@@ -209,7 +204,7 @@ def test_facts_from_both_protocols_agree() -> None:
 
 
 def test_any_changed_character_breaks_a_signature() -> None:
-    signers = Signers((b"k",), Clock())
+    signers = Signers((b"k",), Clock(START))
     for n in range(64):
         value = signers.consent_value(f"visitor-{n}")
         token = signers.page_token(f"{n:032x}")

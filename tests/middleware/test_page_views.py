@@ -8,18 +8,13 @@ from collections.abc import Callable
 import pytest
 
 from penchant.middleware.facts import RequestFacts
-from tests.middleware.hosts import PLAIN, STATIC, Boom, Client, rows
-
-
-def _views(site: Client, url: str) -> list[dict[str, object]]:
-    assert site.penchant.flush(timeout=5.0)
-    return [r for r in rows(url) if r["interaction_type"] == "view"]
+from tests.harness import PLAIN, STATIC, Boom, Client, flushed_rows
 
 
 def test_home_and_procedure_pages_are_recorded(site: Client, sqlite_url: str) -> None:
     assert site.get("/?utm_source=mail&email=a@b.example").status == 200
     assert site.get("/procedures/3").status == 200
-    views = sorted(_views(site, sqlite_url), key=lambda v: str(v["target_type"]))
+    views = sorted(flushed_rows(site, sqlite_url, "view"), key=lambda v: str(v["target_type"]))
     assert [(v["target_type"], v["target_id"]) for v in views] == [
         ("page", None),
         ("procedure", 3),
@@ -55,13 +50,13 @@ def test_requests_that_are_not_page_views(
 ) -> None:
     reply = site.request(method, path, headers=headers)
     assert reply.status < 500
-    assert _views(site, sqlite_url) == []
+    assert flushed_rows(site, sqlite_url, "view") == []
 
 
 def test_a_plain_page_is_recorded_as_a_page_with_its_path(site: Client, sqlite_url: str) -> None:
     reply = site.get("/plain")
     assert reply.text == PLAIN
-    (view,) = _views(site, sqlite_url)
+    (view,) = flushed_rows(site, sqlite_url, "view")
     assert (view["target_type"], view["target_id"]) == ("page", None)
     assert json.loads(str(view["extra_data"])) == {"path": "/plain"}
 
@@ -89,7 +84,7 @@ def test_the_views_own_exception_propagates_unchanged(site: Client) -> None:
 def test_a_search_engine_crawling_leaves_nothing(site: Client, sqlite_url: str) -> None:
     for path in ("/", "/procedures/1", "/procedures/2"):
         site.get(path, headers={"User-Agent": "Mozilla/5.0 (compatible; bingbot/2.0)"})
-    assert _views(site, sqlite_url) == []
+    assert flushed_rows(site, sqlite_url, "view") == []
 
 
 def test_url_patterns_map_paths_to_targets(
@@ -98,7 +93,7 @@ def test_url_patterns_map_paths_to_targets(
     site = open_site(host, sqlite_url, url_patterns={"/procedures/{id}": "doctor"})
     site.get("/procedures/2")
     site.get("/procedures/2/")
-    views = _views(site, sqlite_url)
+    views = flushed_rows(site, sqlite_url, "view")
     assert [(v["target_type"], v["target_id"]) for v in views][:1] == [("doctor", 2)]
 
 
@@ -108,5 +103,5 @@ def test_a_path_with_nul_and_odd_characters_is_stored_cleanly(
     facts = RequestFacts("GET", "/a\x00b\ud800c", user_agent="Mozilla/5.0 Firefox/125.0")
     core = site.core
     assert core.record_view(facts, core.identify(facts))
-    (view,) = _views(site, sqlite_url)
+    (view,) = flushed_rows(site, sqlite_url, "view")
     assert json.loads(str(view["extra_data"])) == {"path": "/ab?c"}

@@ -13,7 +13,7 @@ from penchant.middleware.core import Core
 from penchant.middleware.facts import RequestFacts
 from penchant.middleware.integrations import personalization_dependency, personalization_of
 from penchant.middleware.personalization import Personalization, current_personalization
-from tests.middleware.hosts import BROWSER, make_penchant
+from tests.harness import BROWSER, make_penchant
 
 FACTS = RequestFacts("GET", "/procedures/5", peer="203.0.113.7", user_agent=BROWSER)
 

@@ -17,7 +17,7 @@ from starlette.websockets import WebSocket
 
 from penchant import Penchant
 from penchant.middleware.personalization import current_personalization
-from tests.middleware.hosts import BEACON, BROWSER, make_penchant, rows
+from tests.harness import BEACON, BROWSER, all_rows, make_penchant
 
 
 @pytest.fixture
@@ -52,8 +52,8 @@ def test_lifespan_shutdown_flushes_the_writer(penchant: Penchant, sqlite_url: st
         client.get("/")
         client.get("/")
         # The flush interval is a minute: nothing is written yet.
-        assert rows(sqlite_url) == []
-    assert len(rows(sqlite_url)) == 2
+        assert all_rows(sqlite_url) == []
+    assert len(all_rows(sqlite_url)) == 2
     assert all(p is not None for p in seen)
     assert current_personalization() is None
 

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from tests.middleware.hosts import Client, make_client, make_penchant, rows
+from tests.harness import Client, all_rows, host_client, make_penchant
 
 P = "/personalization"
 
@@ -31,7 +31,7 @@ def machine_for(kind: str) -> type[RuleBasedStateMachine]:
             self.url = f"sqlite:///{Path(self.tmp.name) / 'life.db'}"
             # any number of erasures and exports a minute: the limit has its own test
             self.penchant = make_penchant(self.url, consent="opt-in", privacy_rate_limit=0)
-            self.site: Client = make_client(kind, self.penchant)
+            self.site: Client = host_client(kind, self.penchant)
             self.consented = False
             self.gpc = False
             self.expected = 0  # rows of the current identity
@@ -109,13 +109,13 @@ def machine_for(kind: str) -> type[RuleBasedStateMachine]:
                 return
             assert reply.status == 200
             exported = {e["event_id"] for e in reply.json()["interactions"]}
-            stored = {r["event_id"] for r in rows(self.url)}
+            stored = {r["event_id"] for r in all_rows(self.url)}
             assert exported == stored
 
         @invariant()
         def rows_match_the_model(self) -> None:
             assert self.penchant.flush(timeout=5.0)
-            stored = rows(self.url)
+            stored = all_rows(self.url)
             if not self.ever_consented or not self.consented:
                 # Nothing without consent, nothing left after withdrawal.
                 assert stored == []

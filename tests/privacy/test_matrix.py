@@ -14,7 +14,7 @@ import pytest
 
 from penchant.engine.fingerprint import hash_identifier
 from penchant.middleware.identity import Signers
-from tests.middleware.hosts import HOSTS, Client, rows
+from tests.harness import HOSTS, Client, all_rows
 
 SIGNALS = (
     "none",
@@ -93,7 +93,7 @@ def test_matrix(
     assert tracked.status == 200
 
     assert site.penchant.flush(timeout=5.0)
-    stored = rows(sqlite_url)
+    stored = all_rows(sqlite_url)
     expected = signal in TRACKED[mode]
     assert ("tracked True" in tracked.text) is expected
     if not expected:

@@ -9,7 +9,6 @@ Time moves through the clocks the service is given (``clock=`` for the dates,
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from penchant import Penchant
-from tests.reliability.sites import engine_for, small_catalog, starlette_site, wsgi_site
+from tests.harness import Clock, Timer, engine_for, site_client, small_catalog
 from tests.security.helpers import SAME_ORIGIN
 
 pytestmark = pytest.mark.date_sensitive
@@ -28,68 +27,9 @@ PEER = "198.51.100.30"
 PAST_FIRST_DELAY = 61.0
 
 
-class Clock:
-    """A clock the test sets: ``clock.now`` is what the service reads."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-class Timer:
-    """Monotonic seconds the test moves forward."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-
-    def __call__(self) -> float:
-        return self.seconds
-
-
-class Site:
-    """A host app wrapped by penchant, through one adapter; ``get`` is a same-site
-    browser's page view, returning the status."""
-
-    def __init__(self, adapter: str, penchant: Penchant) -> None:
-        # penchant.asgi() and .wsgi() run on the service's timer (Penchant(timer=...)):
-        # a core of their own on the process's monotonic clock once kept a test from
-        # moving the retention schedule.
-        if adapter == "asgi":
-            from starlette.testclient import TestClient
-
-            self._asgi = TestClient(penchant.asgi(starlette_site()), client=(PEER, 50000))
-        else:
-            with warnings.catch_warnings():
-                # webtest still imports the cgi module (deprecated since Python 3.11).
-                warnings.simplefilter("ignore", DeprecationWarning)
-                import webtest
-
-            self._wsgi = webtest.TestApp(
-                penchant.wsgi(wsgi_site()), extra_environ={"REMOTE_ADDR": PEER}
-            )
-        self.adapter = adapter
-
-    def get(self, path: str) -> int:
-        if self.adapter == "asgi":
-            return self._asgi.get(path, headers=SAME_ORIGIN).status_code
-        return int(self._wsgi.get(path, headers=SAME_ORIGIN).status_int)
-
-
-@pytest.fixture(params=["asgi", "wsgi"])
-def adapter(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @pytest.fixture
 def clock(now: datetime) -> Clock:
     return Clock(now)
-
-
-@pytest.fixture
-def timer() -> Timer:
-    return Timer()
 
 
 @pytest.fixture
@@ -143,18 +83,22 @@ def test_page_views_start_the_retention_run_that_deletes_old_rows(
     database_url: str,
     now: datetime,
 ) -> None:
-    site = Site(adapter, penchant)
-    forty_days_ago = now - timedelta(days=40)
-    clock.now = forty_days_ago
-    assert site.get("/procedures/1") == 200
-    clock.now = now
-    assert site.get("/procedures/2") == 200
-    assert penchant.flush(10)
-    # Within the first delay, page views leave the old row alone.
-    assert stored_views(database_url) == {(1, forty_days_ago), (2, now)}
+    # The adapters run on the service's timer (Penchant(timer=...)), which the test moves.
+    site = site_client(adapter, penchant, peer=PEER)
+    try:
+        forty_days_ago = now - timedelta(days=40)
+        clock.now = forty_days_ago
+        assert site.get("/procedures/1", headers=SAME_ORIGIN).status == 200
+        clock.now = now
+        assert site.get("/procedures/2", headers=SAME_ORIGIN).status == 200
+        assert penchant.flush(10)
+        # Within the first delay, page views leave the old row alone.
+        assert stored_views(database_url) == {(1, forty_days_ago), (2, now)}
 
-    timer.seconds = PAST_FIRST_DELAY
-    assert site.get("/procedures/3") == 200
+        timer.seconds = PAST_FIRST_DELAY
+        assert site.get("/procedures/3", headers=SAME_ORIGIN).status == 200
+    finally:
+        site.close()
     assert penchant.flush(10)
     assert wait_for(lambda: (1, forty_days_ago) not in stored_views(database_url)), (
         "no retention run deleted the 40-day-old row"

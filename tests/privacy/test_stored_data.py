@@ -13,9 +13,7 @@ import sqlalchemy as sa
 
 from penchant import Penchant
 from penchant.middleware.core import RETENTION_FIRST_DELAY, RETENTION_INTERVAL, Core
-from tests.middleware.hosts import Client, make_penchant
-from tests.reliability.sites import engine_for
-from tests.security.helpers import every_value
+from tests.harness import Client, Clock, engine_for, every_value, make_penchant
 
 P = "/personalization"
 PEER = "198.51.100.77"
@@ -88,14 +86,6 @@ def test_no_raw_ip_user_agent_email_or_form_value_is_stored(
 
 
 # ------------------------------------------------------------------ retention
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 def aged(database_url: str) -> Iterator[tuple[Penchant, Clock]]:
     clock = Clock(datetime(2026, 6, 1, 12, 0, 0))

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tests.middleware.hosts import Client, rows
+from tests.harness import Client, flushed_rows
 
 P = "/personalization"
 JSON = {"Accept": "application/json"}
@@ -26,11 +26,6 @@ def _click(site: Client, target_id: int = 5) -> None:
     )
 
 
-def _stored(site: Client, url: str) -> list[dict[str, object]]:
-    assert site.penchant.flush(timeout=5.0)
-    return rows(url)
-
-
 def _cookie(reply_cookies: list[str], name: str) -> str:
     (found,) = [c for c in reply_cookies if c.split("=", 1)[0] == name]
     return found
@@ -39,7 +34,7 @@ def _cookie(reply_cookies: list[str], name: str) -> str:
 def test_opt_out_erases_and_stops_everything(site: Client, sqlite_url: str) -> None:
     site.get("/procedures/1")
     _click(site)
-    assert _stored(site, sqlite_url) != []
+    assert flushed_rows(site, sqlite_url) != []
     reply = site.post(f"{P}/opt-out", headers={**JSON, "Origin": site.origin})
     assert reply.status == 200
     assert reply.json()["tracking"] is False
@@ -49,7 +44,7 @@ def test_opt_out_erases_and_stops_everything(site: Client, sqlite_url: str) -> N
         assert part in cookie
     max_age = int(re.search(r"Max-Age=(\d+)", cookie).group(1))  # type: ignore[union-attr]
     assert 0 < max_age <= 396 * 86400
-    assert _stored(site, sqlite_url) == []
+    assert flushed_rows(site, sqlite_url) == []
     # The client keeps the cookie: nothing more is recorded, content is not personalized.
     page = site.get("/procedures/2")
     assert 'data-off="1"' in page.text
@@ -57,7 +52,7 @@ def test_opt_out_erases_and_stops_everything(site: Client, sqlite_url: str) -> N
     assert "tracked False" in site.post("/form", body="").text
     recs = site.get(f"{P}/recommendations/procedures").json()
     assert recs["personalized"] is False
-    assert _stored(site, sqlite_url) == []
+    assert flushed_rows(site, sqlite_url) == []
     state = site.get(f"{P}/privacy", headers=JSON).json()
     assert state["opted_out"] is True
     assert state["reason"] == "opted_out"
@@ -66,7 +61,7 @@ def test_opt_out_erases_and_stops_everything(site: Client, sqlite_url: str) -> N
     assert back.status == 200
     assert _cookie(back.set_cookies, "penchant_optout").startswith("penchant_optout=;")
     site.get("/procedures/2")
-    assert len(_stored(site, sqlite_url)) == 1
+    assert len(flushed_rows(site, sqlite_url)) == 1
 
 
 def test_the_privacy_page_works_without_javascript(site: Client, sqlite_url: str) -> None:
@@ -83,7 +78,7 @@ def test_the_privacy_page_works_without_javascript(site: Client, sqlite_url: str
     assert reply.status == 303
     assert reply.headers["location"] == f"{P}/privacy"
     assert "you opted out" in site.get(f"{P}/privacy").text
-    assert _stored(site, sqlite_url) == []
+    assert flushed_rows(site, sqlite_url) == []
 
 
 @pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example", "/\\evil"])
@@ -117,11 +112,11 @@ def test_erase_keeps_tracking_on(site: Client, sqlite_url: str) -> None:
     reply = site.delete(f"{P}/my-data")
     assert reply.status == 200
     assert reply.json()["erased"] >= 3
-    assert _stored(site, sqlite_url) == []
+    assert flushed_rows(site, sqlite_url) == []
     form = site.post(f"{P}/my-data/delete", headers={"Accept": "text/html"})
     assert form.status == 303
     site.get("/procedures/2")
-    assert len(_stored(site, sqlite_url)) == 1
+    assert len(flushed_rows(site, sqlite_url)) == 1
 
 
 def test_export_is_off_for_a_fingerprint_identity(site: Client) -> None:
@@ -149,7 +144,7 @@ def test_opt_in_mode_consent_flow(
 ) -> None:
     site = open_site(host, sqlite_url, consent="opt-in")
     site.get("/procedures/1")
-    assert _stored(site, sqlite_url) == []
+    assert flushed_rows(site, sqlite_url) == []
     assert site.get(f"{P}/my-data").status == 404
     state = site.get(f"{P}/privacy", headers=JSON).json()
     assert (state["tracking"], state["reason"]) == (False, "no_consent")
@@ -163,7 +158,7 @@ def test_opt_in_mode_consent_flow(
     assert "SameSite=Lax" in cookie
     site.get("/procedures/2")
     _click(site)
-    stored = _stored(site, sqlite_url)
+    stored = flushed_rows(site, sqlite_url)
     assert len(stored) == 3
     exported = site.get(f"{P}/my-data").json()
     assert {e["event_id"] for e in exported["interactions"]} == {r["event_id"] for r in stored}
@@ -172,14 +167,14 @@ def test_opt_in_mode_consent_flow(
     # Consenting again keeps the same identity.
     site.post(f"{P}/opt-in", headers={**JSON, "Origin": site.origin})
     site.get("/procedures/3")
-    assert len({r["user_id"] for r in _stored(site, sqlite_url)}) == 1
+    assert len({r["user_id"] for r in flushed_rows(site, sqlite_url)}) == 1
 
     # Withdrawing is one click and erases the profile.
     withdrawn = site.post(f"{P}/opt-out", headers={**JSON, "Origin": site.origin})
     assert withdrawn.json()["erased"] >= 4
     assert _cookie(withdrawn.set_cookies, "penchant_consent").startswith("penchant_consent=;")
     site.get("/procedures/4")
-    assert _stored(site, sqlite_url) == []
+    assert flushed_rows(site, sqlite_url) == []
 
 
 def test_consent_cookie_over_https_uses_the_host_prefix(
@@ -216,7 +211,7 @@ def test_before_consent_content_is_contextual(
     page = site.get("/procedures/5").text  # Liposuction, in Body
     assert "Tummy tuck (Related to Body)" in page
     assert page.index("Tummy tuck") < page.index("Botox")
-    assert _stored(site, sqlite_url) == []
+    assert flushed_rows(site, sqlite_url) == []
 
 
 @pytest.mark.parametrize("truncate", [False, True])

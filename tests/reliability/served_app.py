@@ -11,7 +11,7 @@ import json
 import os
 
 from penchant import Penchant
-from tests.reliability.sites import small_catalog, starlette_site
+from tests.harness import small_catalog, starlette_site
 
 __all__ = ["app", "penchant"]
 

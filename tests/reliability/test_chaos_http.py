@@ -20,15 +20,15 @@ import sqlalchemy as sa
 
 from penchant import Penchant
 from penchant.storage.store import Store
-from tests.reliability.chaos_proxy import ChaosProxy, chaos_proxy
-from tests.reliability.sites import (
+from tests.harness import (
     BEACON,
-    SiteClient,
     beacon_event,
     count_rows,
+    site_client,
     small_catalog,
     starlette_site,
 )
+from tests.reliability.chaos_proxy import ChaosProxy, chaos_proxy
 
 TOKEN = re.compile(r'data-token="([^"]+)"')
 VISITORS = 40
@@ -158,7 +158,7 @@ def test_a_database_that_never_answers_does_not_hold_up_a_page(
         catalog=small_catalog(),
         read_timeout=1.0,
     )
-    client = SiteClient("wsgi", penchant)
+    client = site_client("wsgi", penchant)
     browser = {"User-Agent": "Mozilla/5.0 StallTest", "Sec-Fetch-Site": "same-origin"}
     assert client.get("/procedures/1", headers=browser).status == 200  # pool and caches warm
     proxy.set_mode("blackhole")
@@ -197,7 +197,7 @@ def test_a_database_that_never_answers_from_the_start_does_not_hold_up_the_first
         catalog=small_catalog(),
         read_timeout=1.0,
     )
-    client = SiteClient("wsgi", penchant)
+    client = site_client("wsgi", penchant)
     browser = {"User-Agent": "Mozilla/5.0 StallTest/3", "Sec-Fetch-Site": "same-origin"}
     replies: list[int] = []
     worker = threading.Thread(

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from penchant import Penchant
 from penchant.engine.events import INTERACTION_TYPES, TARGET_TYPES
-from tests.reliability.sites import BEACON, SiteClient, all_rows, small_catalog
+from tests.harness import BEACON, all_rows, site_client, small_catalog
 
 MAX_METADATA = 512
 MAX_PATH = 512
@@ -209,7 +209,7 @@ def test_adversarial_requests_never_break_the_server_or_the_table(
         flush_interval=0.05,
     )
     penchant.init_db()
-    client = SiteClient(adapter, penchant)
+    client = site_client(adapter, penchant)
     headers = {"Sec-Fetch-Site": "same-origin", "User-Agent": "Mozilla/5.0 FuzzTest"}
     statuses: dict[int, int] = {}
 
@@ -269,7 +269,7 @@ def test_a_lone_surrogate_echoed_in_an_error_is_still_a_400(adapter: str, tmp_pa
     penchant = Penchant(
         database_url=f"sqlite:///{tmp_path / 'p.db'}", secret_key="fuzz-0123456789abcdef"
     )
-    client = SiteClient(adapter, penchant)
+    client = site_client(adapter, penchant)
     try:
         reply = client.post(
             BEACON,
@@ -294,7 +294,7 @@ def test_a_page_path_with_nul_is_cleaned_before_it_is_stored(
         flush_interval=0.05,
     )
     penchant.init_db()
-    client = SiteClient(adapter, penchant)
+    client = site_client(adapter, penchant)
     try:
         reply = client.get("/about%00me", headers={"User-Agent": "Mozilla/5.0 FuzzTest"})
         assert reply.status == 200

@@ -27,7 +27,7 @@ from schemathesis.checks import (
 )
 
 from penchant import Penchant
-from tests.reliability.sites import small_catalog, starlette_site
+from tests.harness import small_catalog, starlette_site
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 CHECKS = [

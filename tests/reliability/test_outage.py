@@ -20,8 +20,8 @@ from penchant import Interaction, Penchant
 from penchant.engine.affinity import fold
 from penchant.storage.store import Store
 from penchant.storage.writer import Writer, WriterStats
+from tests.harness import all_rows, count_rows, small_catalog
 from tests.reliability.chaos_proxy import ChaosProxy, chaos_proxy
-from tests.reliability.sites import all_rows, count_rows, small_catalog
 
 CATALOG = small_catalog()
 T0 = datetime(2024, 5, 1, 12, 0, 0)

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from penchant.storage.store import Store
+from tests.harness import BEACON, all_rows, beacon_event, count_rows
 from tests.reliability.servers import UvicornServer, uvicorn_servers
-from tests.reliability.sites import BEACON, all_rows, beacon_event, count_rows
 
 WORKERS = 4
 CLEAN_EXIT = {0, -signal.SIGTERM}

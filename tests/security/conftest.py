@@ -8,23 +8,18 @@ from typing import Any
 import pytest
 
 from penchant import Penchant
-from tests.reliability.sites import SiteClient, small_catalog
+from tests.harness import Client, site_client, small_catalog
 from tests.security.helpers import OpenSite
-
-
-@pytest.fixture(params=["asgi", "wsgi"])
-def adapter(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture
 def open_site() -> Iterator[OpenSite]:
     """``open_site(adapter, database_url, peer=..., **settings)`` -> (client, penchant)."""
-    opened: list[tuple[SiteClient, Penchant]] = []
+    opened: list[tuple[Client, Penchant]] = []
 
     def open_(
         adapter: str, database_url: str, *, peer: str = "198.51.100.20", **settings: Any
-    ) -> tuple[SiteClient, Penchant]:
+    ) -> tuple[Client, Penchant]:
         options: dict[str, Any] = {
             "secret_key": "security-tests-0123456789abcdef",
             "catalog": small_catalog(),
@@ -34,7 +29,7 @@ def open_site() -> Iterator[OpenSite]:
         options.update(settings)
         penchant = Penchant(database_url=database_url, **options)
         penchant.init_db()
-        client = SiteClient(adapter, penchant, peer=peer)
+        client = site_client(adapter, penchant, peer=peer)
         opened.append((client, penchant))
         return client, penchant
 

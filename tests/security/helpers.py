@@ -1,45 +1,28 @@
-"""Shared pieces of the security tests."""
+"""Shared pieces of the security tests: their visitor of the small site, and what the
+page and the database show of it."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
-import sqlalchemy as sa
-
 from penchant import Penchant
-from tests.reliability.sites import SiteClient, engine_for
+from tests.harness import Client, all_rows
 
-__all__ = ["BROWSER", "SAME_ORIGIN", "TOKEN", "OpenSite", "every_value", "page_token"]
+__all__ = ["BROWSER", "SAME_ORIGIN", "OpenSite", "page_token", "page_views"]
 
-TOKEN = re.compile(r'data-token="([^"]*)"')
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 SAME_ORIGIN = {"User-Agent": BROWSER, "Accept-Language": "en-GB", "Sec-Fetch-Site": "same-origin"}
 
-OpenSite = Callable[..., tuple[SiteClient, Penchant]]
+OpenSite = Callable[..., tuple[Client, Penchant]]
 
 
-def page_token(client: SiteClient, headers: dict[str, str] | None = None) -> str:
-    """The beacon token the page hands to this visitor's tracker."""
-    reply = client.get("/", headers=headers or SAME_ORIGIN)
-    found = TOKEN.search(reply.text)
-    assert found is not None and found.group(1), reply.text
-    return found.group(1)
+def page_token(client: Client, headers: dict[str, str] | None = None) -> str:
+    """The beacon token the page hands to this visitor's tracker (one is handed out)."""
+    token = client.token(headers=headers or SAME_ORIGIN)
+    assert token, "the page handed this visitor no token"
+    return token
 
 
-def every_value(database_url: str) -> list[tuple[str, str, str]]:
-    """(table, column, text) of every non-null value of every table, whatever its type."""
-    engine = engine_for(database_url)
-    found: list[tuple[str, str, str]] = []
-    try:
-        metadata = sa.MetaData()
-        metadata.reflect(engine)
-        with engine.connect() as conn:
-            for table in metadata.sorted_tables:
-                for row in conn.execute(sa.select(table)):
-                    for column, value in row._mapping.items():
-                        if value is not None:
-                            found.append((table.name, str(column), str(value)))
-    finally:
-        engine.dispose()
-    return found
+def page_views(database_url: str) -> int:
+    """How many page views are stored."""
+    return sum(1 for r in all_rows(database_url) if r["interaction_type"] == "view")

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from penchant import Penchant
-from tests.reliability.sites import BEACON, all_rows, beacon_event, starlette_site, wsgi_site
+from tests.harness import BEACON, all_rows, beacon_event, starlette_site, wsgi_site
 from tests.security.helpers import BROWSER, SAME_ORIGIN, OpenSite, page_token
 
 

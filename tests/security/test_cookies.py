@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.sites import all_rows
-from tests.security.helpers import SAME_ORIGIN, OpenSite
+from tests.harness import all_rows
+from tests.security.helpers import SAME_ORIGIN, OpenSite, page_views
 
 #: Thirteen months, the longest a consent or identity cookie may live.
 THIRTEEN_MONTHS = int(13 * 30.44 * 86_400)
@@ -85,10 +85,6 @@ def _tampered(value: str) -> list[str]:
     ]
 
 
-def _page_views(url: str) -> int:
-    return sum(1 for r in all_rows(url, "user_interactions") if r["interaction_type"] == "view")
-
-
 def test_a_tampered_or_foreign_consent_cookie_means_no_consent(
     adapter: str, tmp_path: Any, open_site: OpenSite
 ) -> None:
@@ -116,11 +112,11 @@ def test_a_tampered_or_foreign_consent_cookie_means_no_consent(
         ).json()
         assert state["tracking"] is False
     assert penchant.flush(10)
-    assert _page_views(url) == 0
+    assert page_views(url) == 0
     # The genuine cookie is consent: the same page view is recorded.
     client.get("/", headers={**SAME_ORIGIN, "Cookie": f"penchant_consent={valid}"})
     assert penchant.flush(10)
-    assert _page_views(url) == 1
+    assert page_views(url) == 1
 
 
 def test_an_expired_consent_cookie_means_no_consent_and_is_cleared(
@@ -134,11 +130,11 @@ def test_an_expired_consent_cookie_means_no_consent_and_is_cleared(
     now[0] += timedelta(days=390 - 1)
     client.get("/", headers=headers)
     assert penchant.flush(10)
-    assert _page_views(url) == 1
+    assert page_views(url) == 1
     now[0] += timedelta(days=2)  # 13 months after consent
     reply = client.get("/", headers=headers)
     assert penchant.flush(10)
-    assert _page_views(url) == 1
+    assert page_views(url) == 1
     cleared = _set_cookies(reply, "penchant_consent")
     assert cleared and all(int(a["max-age"]) <= 0 for _, _, a in cleared)
 

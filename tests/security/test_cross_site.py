@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.sites import all_rows
-from tests.security.helpers import BROWSER, SAME_ORIGIN, OpenSite
+from tests.harness import all_rows
+from tests.security.helpers import BROWSER, SAME_ORIGIN, OpenSite, page_views
 
 CROSS_SITE_FORM = {
     "User-Agent": BROWSER,
@@ -54,10 +54,6 @@ def test_another_site_cannot_change_a_visitors_choices(
     assert len(all_rows(url, "user_interactions")) == before  # nothing erased
 
 
-def _views(url: str) -> int:
-    return sum(1 for r in all_rows(url, "user_interactions") if r["interaction_type"] == "view")
-
-
 def test_arriving_from_another_site_is_a_page_view(
     adapter: str, tmp_path: Any, open_site: OpenSite
 ) -> None:
@@ -68,7 +64,7 @@ def test_arriving_from_another_site_is_a_page_view(
     arrival = {k: v for k, v in CROSS_SITE_FORM.items() if k != "Origin"}
     client.get("/procedures/4", headers={**arrival, "Sec-Fetch-User": "?1"})
     assert penchant.flush(10)
-    assert _views(url) == 1
+    assert page_views(url) == 1
 
 
 def test_another_sites_script_cannot_walk_a_visitor_through_pages(
@@ -87,14 +83,14 @@ def test_another_sites_script_cannot_walk_a_visitor_through_pages(
     # a sibling subdomain is another site too
     client.get("/procedures/2", headers={**walked, "Sec-Fetch-Site": "same-site"})
     assert penchant.flush(10)
-    assert _views(url) == 0
+    assert page_views(url) == 0
     own = {**walked, "Sec-Fetch-Site": "same-origin"}
     typed = {**walked, "Sec-Fetch-Site": "none", "Sec-Fetch-User": "?1"}
     clicked = {**walked, "Sec-Fetch-User": "?1"}
     for headers in (own, typed, clicked):
         assert client.get("/procedures/5", headers=headers).status == 200
     assert penchant.flush(10)
-    assert _views(url) == 3
+    assert page_views(url) == 3
 
 
 @pytest.mark.parametrize(
@@ -115,7 +111,7 @@ def test_a_cross_site_subresource_request_is_not_a_page_view(
     for _ in range(5):
         assert client.get("/procedures/4", headers=headers).status == 200
     assert penchant.flush(10)
-    assert _views(url) == 0
+    assert page_views(url) == 0
 
 
 def test_a_plain_http_origin_is_another_site_on_an_https_site(

@@ -8,46 +8,14 @@ The lock is real: SQLite's write lock taken by another connection with
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-import sqlalchemy as sa
-
-from tests.reliability.sites import SiteClient, count_rows
+from tests.harness import Client, count_rows, site_client, tables_locked
 from tests.security.helpers import SAME_ORIGIN, OpenSite
 
 P = "/personalization"
 JSON = {**SAME_ORIGIN, "Accept": "application/json"}
-TABLES = "user_interactions, user_category_affinity, penchant_exposures"
 
 
-@contextmanager
-def database_locked(database_url: str) -> Iterator[None]:
-    """Hold the database's write lock (SQLite) or its tables (PostgreSQL) until the end."""
-    url = sa.make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        conn = sqlite3.connect(str(url.database), isolation_level=None)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        finally:
-            conn.execute("ROLLBACK")
-            conn.close()
-        return
-    import psycopg2
-
-    conn = psycopg2.connect(database_url)
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(f"LOCK TABLE {TABLES} IN ACCESS EXCLUSIVE MODE")
-        yield
-    finally:
-        conn.rollback()
-        conn.close()
-
-
-def _browse(client: SiteClient, penchant: object) -> int:
+def _browse(client: Client, penchant: object) -> int:
     for pid in (1, 2):
         client.get(f"/procedures/{pid}", headers=SAME_ORIGIN)
     assert penchant.flush(10)  # type: ignore[attr-defined]
@@ -62,7 +30,7 @@ def test_an_erasure_the_database_cannot_do_in_time_is_a_503_and_can_be_retried(
     )
     stored = _browse(client, penchant)
     postgres = database_url.startswith("postgresql")
-    with database_locked(database_url):
+    with tables_locked(database_url):
         erase = client.request("DELETE", f"{P}/my-data", headers=JSON)
         assert erase.status == 503
         assert "erased" not in erase.json()  # nothing is claimed
@@ -119,7 +87,7 @@ def test_the_privacy_endpoints_are_limited_per_address(
     assert out.status == 429
     assert any(h.startswith("penchant_optout=1") for h in out.all("Set-Cookie"))
     # Another address has its own allowance.
-    other = SiteClient(adapter, penchant, peer="192.0.2.77")
+    other = site_client(adapter, penchant, peer="192.0.2.77")
     try:
         assert other.request("DELETE", f"{P}/my-data", headers=JSON).status == 200
     finally:

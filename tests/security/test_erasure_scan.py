@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.reliability.sites import all_rows
-from tests.security.helpers import SAME_ORIGIN, OpenSite, every_value
+from tests.harness import all_rows, every_value
+from tests.security.helpers import SAME_ORIGIN, OpenSite
 
 
 def _opt_out_after_browsing(adapter: str, database_url: str, open_site: OpenSite) -> str:

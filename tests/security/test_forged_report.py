@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.sites import BEACON, SiteClient, all_rows
-from tests.security.helpers import BROWSER, SAME_ORIGIN, TOKEN, OpenSite
+from tests.harness import BEACON, Client, all_rows
+from tests.security.helpers import BROWSER, SAME_ORIGIN, OpenSite
 
 pytestmark = pytest.mark.date_sensitive
 
 P = "/personalization"
-SHOWN = re.compile(r"<li>Procedure (\d+)</li>")
+SHOWN = re.compile(r'<li data-penchant-type="procedure" data-penchant-id="(\d+)">')
 
 
 def _browser(n: int) -> dict[str, str]:
@@ -31,10 +31,8 @@ def _browser(n: int) -> dict[str, str]:
     return {**SAME_ORIGIN, "User-Agent": f"{BROWSER} Made/{n}"}
 
 
-def _click(client: SiteClient, headers: dict[str, str], target_id: int, **metadata: Any) -> None:
-    page = client.get("/", headers=headers)  # the page hands its visitor a token
-    token = TOKEN.search(page.text)
-    assert token is not None
+def _click(client: Client, headers: dict[str, str], target_id: int, **metadata: Any) -> None:
+    token = client.token(headers=headers)  # the page hands its visitor a token
     event: dict[str, Any] = {
         "interaction_type": "click",
         "target_type": "procedure",
@@ -43,7 +41,7 @@ def _click(client: SiteClient, headers: dict[str, str], target_id: int, **metada
     }
     if metadata:
         event["metadata"] = metadata
-    body = json.dumps({"token": token.group(1), "events": [event]})
+    body = json.dumps({"token": token, "events": [event]})
     reply = client.post(BEACON, body, headers={**headers, "Content-Type": "text/plain"})
     assert reply.status == 202
 

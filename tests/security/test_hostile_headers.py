@@ -20,7 +20,7 @@ import pytest
 
 from penchant import Penchant
 from penchant.middleware.facts import HEADER_KEY_CHARS, bounded_key
-from tests.reliability.sites import small_catalog
+from tests.harness import small_catalog
 
 REQUESTS = 400
 # About 40 KB a request, every one different: what an attacker's client can send.

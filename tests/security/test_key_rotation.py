@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.reliability.sites import all_rows
+from tests.harness import all_rows
 from tests.security.helpers import SAME_ORIGIN, OpenSite
 
 P = "/personalization"

@@ -25,8 +25,7 @@ from typing import Any
 import pytest
 
 from penchant import Penchant
-from tests.reliability.sites import all_rows, small_catalog
-from tests.security.helpers import every_value
+from tests.harness import all_rows, every_value, small_catalog
 
 pytestmark = pytest.mark.date_sensitive
 

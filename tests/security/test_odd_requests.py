@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from tests.harness import BEACON
 from tests.security.helpers import SAME_ORIGIN, OpenSite
 
-BEACON = "/personalization/track-interaction"
 # Digits to str.isdigit() that int() refuses, or reads as another number.
 ODD_NUMBERS = ["²", "1²", "٣", " 12x", "-1", "0x10", "1e3", "", " "]
 

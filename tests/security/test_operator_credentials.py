@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from penchant.config import ConfigError, Settings
-from tests.reliability.sites import SiteClient
+from tests.harness import site_client
 from tests.security.helpers import SAME_ORIGIN, OpenSite
 
 TOKEN = "operator-token-0123456789abcdef"
@@ -51,7 +51,7 @@ def test_an_address_that_keeps_guessing_waits_longer_each_time(
     assert client.get(route, headers=right).status == 429
     assert client.get(route, headers=right).header("Retry-After") == "1"
     # Another address is not held up by this one.
-    other = SiteClient(adapter, penchant, peer="198.51.100.67")
+    other = site_client(adapter, penchant, peer="198.51.100.67")
     try:
         assert other.get(route, headers=right).status in (200, 503)
     finally:

@@ -17,7 +17,7 @@ from urllib.parse import quote
 import pytest
 
 from penchant import Catalog, Category, Item
-from tests.reliability.sites import BEACON, all_rows, beacon_event, count_rows
+from tests.harness import BEACON, all_rows, beacon_event, count_rows
 from tests.security.helpers import SAME_ORIGIN, OpenSite, page_token
 
 CATEGORY_XSS = "<script>alert('category')</script>"

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.reliability.sites import all_rows
-from tests.security.helpers import SAME_ORIGIN, OpenSite
+from tests.security.helpers import SAME_ORIGIN, OpenSite, page_views
 
 P = "/personalization"
 JSON = {**SAME_ORIGIN, "Accept": "application/json"}
@@ -24,10 +23,6 @@ def _attackers_consent(client: Any, scheme: str) -> tuple[str, str]:
     (header,) = [h for h in reply.all("Set-Cookie") if "penchant_consent=" in h]
     name, _, value = header.split(";", 1)[0].partition("=")
     return name, value
-
-
-def _page_views(url: str) -> int:
-    return sum(1 for r in all_rows(url, "user_interactions") if r["interaction_type"] == "view")
 
 
 def test_over_https_an_unprefixed_consent_cookie_is_not_consent(
@@ -45,14 +40,14 @@ def test_over_https_an_unprefixed_consent_cookie_is_not_consent(
     assert state["tracking"] is False
     assert state["consent"] == "absent"
     assert penchant.flush(10)
-    assert _page_views(database_url) == 0
+    assert page_views(database_url) == 0
     # Nothing can be downloaded with it over HTTPS either.
     export = client.get(f"{P}/my-data", headers={**JSON, **planted}, scheme="https")
     assert export.status == 404
     # Over plain HTTP the same cookie is still the consent it was issued as.
     client.get("/procedures/1", headers={**SAME_ORIGIN, **planted}, scheme="http")
     assert penchant.flush(10)
-    assert _page_views(database_url) == 1
+    assert page_views(database_url) == 1
 
 
 def test_over_https_the_host_prefixed_consent_cookie_is_consent(
@@ -66,7 +61,7 @@ def test_over_https_the_host_prefixed_consent_cookie_is_consent(
     state = client.get(f"{P}/privacy", headers={**JSON, **cookie}, scheme="https").json()
     assert state["tracking"] is True
     assert penchant.flush(10)
-    assert _page_views(database_url) == 1
+    assert page_views(database_url) == 1
     export = client.get(f"{P}/my-data", headers={**JSON, **cookie}, scheme="https")
     assert export.status == 200
     assert len(export.json()["interactions"]) == 1
@@ -84,9 +79,9 @@ def test_over_https_an_unprefixed_opt_out_cookie_still_stops_tracking(
     state = client.get(f"{P}/privacy", headers={**JSON, **planted}, scheme="https").json()
     assert state["opted_out"] is True
     assert penchant.flush(10)
-    assert _page_views(database_url) == 0
+    assert page_views(database_url) == 0
     # A planted "0" cannot undo the visitor's own __Host- opt-out.
     both = {"Cookie": "__Host-penchant_optout=1; penchant_optout=0"}
     client.get("/procedures/2", headers={**SAME_ORIGIN, **both}, scheme="https")
     assert penchant.flush(10)
-    assert _page_views(database_url) == 0
+    assert page_views(database_url) == 0

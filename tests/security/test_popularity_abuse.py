@@ -6,7 +6,7 @@ import json
 import uuid
 from typing import Any
 
-from tests.reliability.sites import BEACON, all_rows, beacon_event
+from tests.harness import BEACON, all_rows, beacon_event
 from tests.security.helpers import BROWSER, OpenSite, page_token
 
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"

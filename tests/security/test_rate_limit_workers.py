@@ -21,8 +21,8 @@ import pytest
 
 from penchant.storage.store import Store
 from tests.conftest import skip_or_fail
+from tests.harness import BEACON, all_rows, beacon_event
 from tests.reliability.servers import uvicorn_servers
-from tests.reliability.sites import BEACON, all_rows, beacon_event
 from tests.security.helpers import SAME_ORIGIN
 
 REDIS_URL = "redis://127.0.0.1:6379/13"

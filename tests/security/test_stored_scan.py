@@ -17,8 +17,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.reliability.sites import BEACON, beacon_event
-from tests.security.helpers import TOKEN, OpenSite, every_value
+from tests.harness import BEACON, beacon_event, every_value
+from tests.security.helpers import OpenSite
 
 PEER = "198.51.100.61"
 SPOOFED = "203.0.113.99"
@@ -49,10 +49,9 @@ def _scenario(client: Any, consent: str) -> list[str]:
         held.append(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
         headers["Cookie"] = f"penchant_consent={value}"
     query = urlencode({"email": EMAIL, "utm_campaign": QUERY_VALUE, "name": NAME})
-    home = client.get(f"/?{query}", headers=headers)
-    token = TOKEN.search(home.text)
-    assert token is not None and token.group(1)
-    held.append(token.group(1))
+    token = client.token(f"/?{query}", headers=headers)
+    assert token
+    held.append(token)
     client.get(f"/procedures/2?ref={QUERY_VALUE}", headers=headers)
     form = urlencode({"name": NAME, "email": EMAIL, "phone": PHONE})
     client.post(
@@ -88,7 +87,7 @@ def _scenario(client: Any, consent: str) -> list[str]:
     ]
     reply = client.post(
         BEACON,
-        json.dumps({"token": token.group(1), "events": events}),
+        json.dumps({"token": token, "events": events}),
         headers={**headers, "Content-Type": "text/plain;charset=UTF-8"},
     )
     assert reply.json() == {"accepted": len(events), "rejected": []}

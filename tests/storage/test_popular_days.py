@@ -16,6 +16,7 @@ from penchant.engine.events import Interaction
 from penchant.storage import popular
 from penchant.storage.schema import popular_days
 from penchant.storage.store import Store
+from tests.harness import Timer
 
 NOW = datetime(2026, 11, 30, 15, 0, 0)
 CATALOG = Catalog(
@@ -109,20 +110,10 @@ def test_popular_content_counts_what_was_tracked(database_url: str) -> None:
     penchant.close()
 
 
-class Timer:
-    """Seconds that move only when a test moves them (``Penchant(timer=...)``)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_slow_refresh_is_not_waited_for_and_never_opens_the_read_breaker(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    timer = Timer()
+    timer = Timer(1000.0)
     penchant = _penchant(database_url, popular_ttl=60.0, read_timeout=1.0, timer=timer)
     assert penchant.track("click", "procedure", 2, user_id="a" * 32)
     assert penchant.flush(timeout=10)
@@ -130,7 +121,7 @@ def test_a_slow_refresh_is_not_waited_for_and_never_opens_the_read_breaker(
     real = popular.refresh
 
     def big_site(*args: Any, **kwargs: Any) -> int:
-        timer.now += 1.0  # the first refresh takes a second: a big site
+        timer.seconds += 1.0  # the first refresh takes a second: a big site
         monkeypatch.setattr(popular, "refresh", slow)
         return real(*args, **kwargs)
 
@@ -144,7 +135,7 @@ def test_a_slow_refresh_is_not_waited_for_and_never_opens_the_read_breaker(
     assert first.of("procedure", 2) == 1
     assert penchant.track("click", "procedure", 3, user_id="b" * 32)
     assert penchant.flush(timeout=10)
-    timer.now += 61.0  # the cached lists have expired
+    timer.seconds += 61.0  # the cached lists have expired
     started = time.monotonic()
     assert penchant.popularity() is first  # the previous lists, at once:
     assert time.monotonic() - started < 0.5  # not after read_timeout (1 s) of waiting
